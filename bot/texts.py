@@ -1,0 +1,102 @@
+"""Every sentence the bot says, in Dutch and English.
+
+Front ends call :func:`t` with a message key and a language; unknown languages fall back to English.
+"""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "abstain": {
+        "nl": "Ik heb in de artikelen geen passage gevonden die deze vraag beantwoordt.",
+        "en": "I found no passage in the articles that answers this question.",
+    },
+    "answer_intro": {
+        "nl": "Dit staat erover in de bronnen:",
+        "en": "This is what the sources say:",
+    },
+    "no_link": {"nl": "geen link", "en": "no link"},
+    "no_date": {"nl": "datum onbekend", "en": "date unknown"},
+    "summary_of": {"nl": "Samenvatting van", "en": "Summary of"},
+    "sources_title": {"nl": "Bronnen van het laatste antwoord:", "en": "Sources of the last answer:"},
+    "articles_title": {
+        "nl": "Artikelen ({total}), pagina {page} van {pages}:",
+        "en": "Articles ({total}), page {page} of {pages}:",
+    },
+    "empty_question": {
+        "nl": "Stel een vraag, bijvoorbeeld: Waar verbleef een van de daders?",
+        "en": "Please ask a question, for example: Where did one of the attackers stay?",
+    },
+    "question_too_long": {
+        "nl": "Die vraag is te lang (meer dan {limit} tekens). Stel een kortere vraag.",
+        "en": "That question is too long (over {limit} characters). Please ask a shorter one.",
+    },
+    "unknown_article": {
+        "nl": "Ik ken geen artikel '{ref}'. Gebruik /articles voor de lijst.",
+        "en": "I know no article '{ref}'. Use /articles to see the list.",
+    },
+    "no_previous_answer": {
+        "nl": "Er is nog geen antwoord om naar te verwijzen. Stel eerst een vraag, of noem een artikel: /summary 1",
+        "en": "There is no answer to refer to yet. Ask a question first, or name an article: /summary 1",
+    },
+    "empty_corpus": {
+        "nl": "Er zijn nog geen artikelen geïndexeerd.",
+        "en": "No articles have been indexed yet.",
+    },
+    "error": {
+        "nl": "Sorry, er ging iets mis. Probeer het later opnieuw.",
+        "en": "Sorry, something went wrong. Please try again later.",
+    },
+    "unauthorized": {
+        "nl": "Sorry, deze bot is alleen voor genodigde gebruikers.",
+        "en": "Sorry, this bot is for invited users only.",
+    },
+    "rate_limited": {
+        "nl": "Even rustig aan: probeer het over {seconds} seconden opnieuw.",
+        "en": "Slow down a little: try again in {seconds} seconds.",
+    },
+    "button_summary": {"nl": "Samenvatting", "en": "Summary"},
+    "button_source": {"nl": "Bron", "en": "Source"},
+    "button_prev": {"nl": "« Vorige", "en": "« Previous"},
+    "button_next": {"nl": "Volgende »", "en": "Next »"},
+    "help": {
+        "nl": (
+            "Ik beantwoord vragen over nieuwsartikelen door de passages te citeren die het antwoord "
+            "geven, met hun bron.\n\n"
+            "{p}ask VRAAG — stel een vraag (of typ gewoon je vraag)\n"
+            "{p}summary [ARTIKEL] — samenvatting van het artikel uit het laatste antwoord, of van een "
+            "artikel op nummer of titel\n"
+            "{p}source — de links achter het laatste antwoord\n"
+            "{p}articles [PAGINA] — de lijst van artikelen\n"
+            "{p}help — deze uitleg"
+        ),
+        "en": (
+            "I answer questions about news articles by quoting the passages that answer them, with "
+            "their source.\n\n"
+            "{p}ask QUESTION — ask a question (or just type it)\n"
+            "{p}summary [ARTICLE] — summary of the article in the last answer, or of one named by "
+            "number or title\n"
+            "{p}source — the links behind the last answer\n"
+            "{p}articles [PAGE] — the list of articles\n"
+            "{p}help — this help"
+        ),
+    },
+    "welcome": {
+        "nl": "Hallo! Ik ben Bron. Stel me een vraag over de artikelen.",
+        "en": "Hello! I am Bron. Ask me a question about the articles.",
+    },
+    "cmd_ask": {"nl": "Stel een vraag over de artikelen", "en": "Ask a question about the articles"},
+    "cmd_summary": {"nl": "Samenvatting van een artikel", "en": "Summary of an article"},
+    "cmd_source": {"nl": "Links achter het laatste antwoord", "en": "Links behind the last answer"},
+    "cmd_articles": {"nl": "Lijst van artikelen", "en": "List of articles"},
+    "cmd_help": {"nl": "Uitleg", "en": "Help"},
+    "cmd_start": {"nl": "Begin", "en": "Start"},
+}
+
+LANGUAGES = ("nl", "en")
+
+
+def t(key: str, lang: str, **params: object) -> str:
+    """Return message ``key`` in ``lang`` (English if unknown), formatted with ``params``."""
+    entry = MESSAGES[key]
+    text = entry.get(lang) or entry["en"]
+    return text.format(**params) if params else text

@@ -1,0 +1,1 @@
+"""Chunking, embedding and indexing of articles."""

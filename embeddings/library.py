@@ -1,0 +1,279 @@
+"""The article library: the live snapshot, the encoders, search and ingest.
+
+Readers use whatever snapshot is live; an ingest builds the next one beside it and swaps it in, so
+questions keep being answered from the previous index while an ingest runs, in this process or
+another (the live snapshot name is re-read at most every couple of seconds).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from bot.models import ArticleInfo, IngestReport, Passage
+from embeddings import ingest as ingesting
+from embeddings.retriever import Settings, retrieve
+from embeddings.snapshot import Snapshot
+from embeddings.store import current_name, prune, read_snapshot, write_snapshot
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+ProgressArg = bool | Callable[[int, int], None]
+
+
+class Library:
+    """Everything the core needs from the index, behind plain methods."""
+
+    def __init__(self, data_dir: Path, config: Config) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self._encoders: list | None = None
+        self._encoder_lock = threading.Lock()
+        self._snapshot = Snapshot.empty()
+        self._checked = 0.0
+        self._swap = threading.Lock()
+
+    @classmethod
+    def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False) -> Library:
+        """Open (or create) the library in ``data_dir`` and load its live snapshot."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        library = cls(data_dir, config)
+        library.refresh(force=True)
+        if library._snapshot.name and library._needs_reembed():
+            log.warning("embedding settings changed since the index was built: re-embedding all articles")
+            with library._ingest_lock():
+                library._apply(ingesting.reembed_all(library._snapshot), progress)
+        return library
+
+    # -- encoders -------------------------------------------------------------------------------
+
+    @property
+    def encoders(self) -> list:
+        """The passage encoders, loaded on first use (loading a model takes seconds)."""
+        with self._encoder_lock:
+            if self._encoders is None:
+                from embeddings.encoder import SentenceEncoder
+
+                emb = self.config.embeddings
+                encoders: list = [SentenceEncoder(emb.model, emb.device, emb.batch_size)]
+                if emb.multilingual == "use":
+                    from embeddings.multilingual import UseEncoder
+
+                    encoders.append(UseEncoder())
+                self._encoders = encoders
+            return self._encoders
+
+    @property
+    def sentence_encoder(self):
+        """The encoder for sentences (answer highlighting and summaries): the multilingual one if any."""
+        return self.encoders[-1]
+
+    def _needs_reembed(self) -> bool:
+        manifest = self._snapshot.data.manifest
+        wanted = self._wanted_encoder_names()
+        return (
+            manifest.get("encoders") != wanted
+            or manifest.get("max_chars") != self.config.chunking.max_chars
+            or manifest.get("overlap") != self.config.chunking.overlap_sentences
+        )
+
+    def _wanted_encoder_names(self) -> list[str]:
+        names = [f"st:{self.config.embeddings.model}"]
+        if self.config.embeddings.multilingual == "use":
+            names.append("use-m3")
+        return names
+
+    # -- snapshot -------------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The live snapshot (reloaded if another process swapped in a newer one)."""
+        self.refresh()
+        return self._snapshot
+
+    def refresh(self, force: bool = False) -> None:
+        """Load the live snapshot if it changed on disk."""
+        now = time.monotonic()
+        if not force and now - self._checked < 2.0:
+            return
+        self._checked = now
+        name = current_name(self.data_dir)
+        if name and name != self._snapshot.name:
+            with self._swap:
+                if name != self._snapshot.name:
+                    self._snapshot = Snapshot(name, read_snapshot(self.data_dir, name))
+
+    def is_empty(self) -> bool:
+        """True before anything was ingested."""
+        return not self.snapshot.articles
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _info(self, article_id: int, snapshot: Snapshot) -> ArticleInfo:
+        a = snapshot.articles[article_id]
+        count = sum(1 for c in snapshot.data.chunks if c.article_id == article_id)
+        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, count)
+
+    def article(self, article_id: int) -> ArticleInfo | None:
+        """Citation data of one article, or None if it is not indexed."""
+        snap = self.snapshot
+        return self._info(article_id, snap) if article_id in snap.articles else None
+
+    def articles(self) -> list[ArticleInfo]:
+        """All indexed articles, by id."""
+        snap = self.snapshot
+        counts: dict[int, int] = {}
+        for c in snap.data.chunks:
+            counts[c.article_id] = counts.get(c.article_id, 0) + 1
+        return [
+            ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, counts.get(a.id, 0))
+            for a in sorted(snap.articles.values(), key=lambda a: a.id)
+        ]
+
+    def article_text(self, article_id: int) -> str:
+        """The full text of one article."""
+        return self.snapshot.articles[article_id].text
+
+    def settings(self) -> Settings:
+        """Retrieval settings from the config."""
+        r = self.config.retrieval
+        names = self._wanted_encoder_names()
+        weights = {names[0]: r.weight_dense}
+        if len(names) > 1:
+            weights[names[1]] = r.weight_multilingual
+        return Settings(r.top_k, r.candidates, r.rrf_k, r.weight_lexical, weights, r.min_similarity, r.relative_cutoff)
+
+    def search(self, question: str, top_k: int | None = None) -> list[Passage]:
+        """The passages that best answer ``question`` (empty when nothing relevant is indexed)."""
+        passages, abstain = self.rank(question, top_k)
+        return [] if abstain else passages
+
+    def rank(self, question: str, top_k: int | None = None) -> tuple[list[Passage], bool]:
+        """The ``top_k`` best passages whatever their score, and whether the answer should abstain."""
+        snap = self.snapshot
+        if not snap.data.chunks:
+            return [], True
+        vectors = {enc.name: enc.encode([question])[0] for enc in self.encoders}
+        sentence_query = vectors[self.sentence_encoder.name]
+        settings = self.settings()
+        if top_k is not None:
+            settings = Settings(**{**settings.__dict__, "top_k": top_k})
+        hits, abstain = retrieve(snap, question, vectors, sentence_query, settings)
+        passages = []
+        for hit in hits:
+            chunk = snap.data.chunks[hit.chunk_id]
+            text = snap.articles[chunk.article_id].text
+            hs, he = hit.highlight
+            passages.append(
+                Passage(
+                    article=self._info(chunk.article_id, snap),
+                    text=text[chunk.start : chunk.end],
+                    start=chunk.start,
+                    end=chunk.end,
+                    highlight=(hs - chunk.start, he - chunk.start),
+                    score=hit.score,
+                )
+            )
+        return passages, abstain
+
+    def sentence_vectors(self, article_id: int) -> tuple[list[str], np.ndarray]:
+        """One article's sentences and their vectors, in article order."""
+        snap = self.snapshot
+        ids = snap.article_sentence_ids(article_id)
+        text = snap.articles[article_id].text
+        sents = [text[snap.data.sentences[i].start : snap.data.sentences[i].end] for i in ids]
+        return sents, snap.data.sentence_vectors[ids] if ids else np.zeros((0, 1), dtype="float32")
+
+    # -- writing --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _ingest_lock(self) -> Iterator[None]:
+        """One writer at a time per data directory, across processes."""
+        with open(self.data_dir / "ingest.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ingest(self, paths: list[Path], progress: ProgressArg = False) -> IngestReport:
+        """Add new, update changed and drop vanished articles under ``paths``."""
+        docs, skipped, scanned = ingesting.read_documents(paths)
+        with self._ingest_lock():
+            self.refresh(force=True)
+            change = ingesting.plan(self._snapshot, docs, scanned, skipped)
+            return self._apply(change, progress)
+
+    def ingest_documents(self, docs: list, progress: ProgressArg = False) -> IngestReport:
+        """Add or update already-loaded documents (e.g. fetched web pages); removes nothing."""
+        with self._ingest_lock():
+            self.refresh(force=True)
+            change = ingesting.plan(self._snapshot, docs, [], [])
+            return self._apply(change, progress)
+
+    def remove(self, article_ids: list[int]) -> IngestReport:
+        """Remove articles by id."""
+        with self._ingest_lock():
+            self.refresh(force=True)
+            change = ingesting.Plan([], [], [i for i in article_ids if i in self._snapshot.articles], 0, [])
+            return self._apply(change, False)
+
+    def _apply(self, change: ingesting.Plan, progress: ProgressArg) -> IngestReport:
+        old = self._snapshot
+        report = IngestReport(
+            added=[d.title for d in change.add],
+            updated=[d.title for _, d in change.update],
+            removed=[old.articles[i].title for i in change.remove],
+            unchanged=change.unchanged,
+            skipped=change.skipped,
+        )
+        for where, why in change.skipped:
+            log.warning("skipped %s: %s", where, why)
+        if not report.changed:
+            return report
+        data = ingesting.build(
+            old,
+            change,
+            self.encoders,
+            self.sentence_encoder,
+            self.config.chunking.max_chars,
+            self.config.chunking.overlap_sentences,
+            _progress_callback(progress),
+        )
+        name = write_snapshot(self.data_dir, data)
+        with self._swap:
+            self._snapshot = Snapshot(name, data)
+        prune(self.data_dir)
+        return report
+
+
+def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | None:
+    """A tqdm bar on stderr for ``True``, the caller's callback, or nothing."""
+    if callable(progress):
+        return progress
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    bar: list = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc="Embedding", unit="text", leave=False))
+        bar[0].n = done
+        bar[0].refresh()
+        if done >= total:
+            bar[0].close()
+
+    return update
