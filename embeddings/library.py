@@ -128,8 +128,7 @@ class Library:
 
     def _info(self, article_id: int, snapshot: Snapshot) -> ArticleInfo:
         a = snapshot.articles[article_id]
-        count = sum(1 for c in snapshot.data.chunks if c.article_id == article_id)
-        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, count)
+        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, snapshot.chunk_counts.get(a.id, 0))
 
     def article(self, article_id: int) -> ArticleInfo | None:
         """Citation data of one article, or None if it is not indexed."""
@@ -139,13 +138,7 @@ class Library:
     def articles(self) -> list[ArticleInfo]:
         """All indexed articles, by id."""
         snap = self.snapshot
-        counts: dict[int, int] = {}
-        for c in snap.data.chunks:
-            counts[c.article_id] = counts.get(c.article_id, 0) + 1
-        return [
-            ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, counts.get(a.id, 0))
-            for a in sorted(snap.articles.values(), key=lambda a: a.id)
-        ]
+        return [self._info(article_id, snap) for article_id in sorted(snap.articles)]
 
     def article_text(self, article_id: int) -> str:
         """The full text of one article."""
@@ -276,8 +269,7 @@ def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | No
     def update(done: int, total: int) -> None:
         if not bar:
             bar.append(tqdm(total=total, desc="Embedding", unit="text", leave=False))
-        bar[0].n = done
-        bar[0].refresh()
+        bar[0].update(done - bar[0].n)
         if done >= total:
             bar[0].close()
 

@@ -20,9 +20,13 @@ class Snapshot:
     articles: dict[int, ArticleRow] = field(init=False)
     dense: dict[str, VectorIndex] = field(init=False)
     lexical: LexicalIndex = field(init=False)
+    chunk_counts: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.articles = {a.id: a for a in self.data.articles}
+        self.chunk_counts = {}
+        for chunk in self.data.chunks:
+            self.chunk_counts[chunk.article_id] = self.chunk_counts.get(chunk.article_id, 0) + 1
         self.dense = {enc: VectorIndex.build(v) for enc, v in self.data.chunk_vectors.items()}
         self.lexical = LexicalIndex([self.chunk_search_text(c) for c in self.data.chunks])
 
