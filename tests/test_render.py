@@ -1,0 +1,64 @@
+"""Rendering replies: escaping, the answering sentence marked, and splitting within platform limits."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from bot.models import Answer, ArticleInfo, Passage
+from bot.render import TELEGRAM_LIMIT, render_answer
+
+EVIL = ArticleInfo(7, 'Title <b>with</b> "quotes" & more', "Outlet<script>", None, "https://example.org/a?x=1&y=<2>", "nl")
+
+
+class TagBalance(HTMLParser):
+    """Fails on a closing tag that does not match the innermost open one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack.pop() == tag, f"unbalanced </{tag}>"
+
+
+def _passage(text: str, mark: str, article: ArticleInfo = EVIL) -> Passage:
+    start = text.index(mark)
+    return Passage(article, text, 0, len(text), (start, start + len(mark)), 1.0)
+
+
+def _assert_balanced(message: str) -> None:
+    parser = TagBalance()
+    parser.feed(message)
+    parser.close()
+    assert parser.stack == []
+
+
+def test_article_and_link_text_is_escaped() -> None:
+    passage = _passage("Voor. <script>alert(1)</script> is het antwoord. Na.", "<script>alert(1)</script> is het antwoord.")
+    (message,) = render_answer(Answer("q <i>", "nl", [passage]), "nl", "html")
+    assert "<script>" not in message and "&lt;script&gt;alert(1)&lt;/script&gt;" in message
+    assert "<b>&lt;script&gt;alert(1)&lt;/script&gt; is het antwoord.</b>" in message
+    assert "Title &lt;b&gt;with&lt;/b&gt; &quot;quotes&quot; &amp; more" in message
+    assert '<a href="https://example.org/a?x=1&amp;y=&lt;2&gt;">' in message
+    _assert_balanced(message)
+
+
+def test_long_answers_split_between_passages_within_the_limit() -> None:
+    passages = [_passage(f"Zin {i}. " + "Lange tekst met <tekens> & meer. " * 40 + "Het antwoord staat hier.", "Het antwoord staat hier.") for i in range(8)]
+    messages = render_answer(Answer("vraag", "nl", passages), "nl", "html")
+    assert len(messages) > 1
+    for message in messages:
+        assert len(message) <= TELEGRAM_LIMIT
+        _assert_balanced(message)
+    assert sum(m.count("<blockquote>") for m in messages) == 8, "no passage is lost or cut in two"
+
+
+def test_a_single_huge_passage_is_shortened_around_the_answer() -> None:
+    text = "Inleiding. " * 600 + "Dit is het antwoord. " + "Slot. " * 600
+    (message,) = render_answer(Answer("vraag", "nl", [_passage(text, "Dit is het antwoord.")]), "nl", "html")
+    assert len(message) <= TELEGRAM_LIMIT
+    assert "<b>Dit is het antwoord.</b>" in message and "…" in message
+    _assert_balanced(message)
