@@ -43,23 +43,26 @@ class EmbeddingsConfig:
 
 @dataclass
 class ChunkingConfig:
-    max_chars: int = 500
-    overlap_sentences: int = 1
+    max_chars: int = 600
+    overlap_sentences: int = 0
 
 
 @dataclass
 class RetrievalConfig:
     top_k: int = 3
-    candidates: int = 50
-    # Fusion weights of the three rankers (reciprocal rank fusion).
-    weight_lexical: float = 1.0
-    weight_dense: float = 1.0
-    weight_multilingual: float = 1.0
-    rrf_k: int = 60
-    # Abstain when the best passage's multilingual similarity to the question is below this.
-    min_similarity: float = 0.8
-    # Drop passages after the first whose score is below this share of the best one.
-    relative_cutoff: float = 0.5
+    # Passages taken from FAISS (and from BM25) before re-scoring.
+    candidates: int = 100
+    # Score weights, relative to the multilingual passage cosine (see embeddings/retriever.py).
+    weight_sentence: float = 0.39
+    weight_article: float = 0.39
+    weight_lexical: float = 0.13
+    weight_dense: float = 0.0
+    # Question languages for which BM25 counts (it hurts English questions on Dutch articles).
+    lexical_languages: list[str] = field(default_factory=lambda: ["nl"])
+    # Abstain when the best passage's cosine to the question is below this (English and other
+    # languages: cross-lingual cosines run lower).
+    min_similarity_nl: float = 0.845
+    min_similarity_en: float = 0.805
 
 
 @dataclass
@@ -256,8 +259,11 @@ def _validate(config: Config) -> None:
     for key in POSITIVE:
         if _lookup(config, key) <= 0:
             raise ConfigError(f"config key {key}: must be greater than 0. Fix it in config.yaml.")
-    if not 0 <= config.retrieval.relative_cutoff <= 1:
-        raise ConfigError("config key retrieval.relative_cutoff: must be between 0 and 1.")
+    if not config.embeddings.multilingual:
+        raise ConfigError(
+            "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "
+            "it carries the passage, sentence and article vectors."
+        )
 
 
 def _lookup(config: Any, dotted: str) -> Any:

@@ -70,7 +70,7 @@ class Bron:
         if len(question) > limit:
             raise QuestionTooLong(limit=limit)
         language = detect_language(question, self.config.answer.language_fallback)
-        passages = self.library.search(question, self.config.retrieval.top_k)
+        passages = self.library.search(question, language, self.config.retrieval.top_k)
         answer = Answer(question=question, language=language, passages=passages)
         if passages:
             self._remember(conversation, [a.id for a in answer.articles])

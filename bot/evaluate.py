@@ -80,7 +80,7 @@ def evaluate(folder: Path, config: Config, work_dir: Path | None = None) -> dict
             if q["article_id"] is None:
                 unanswerable.append(answer.abstained)
                 continue
-            passages, _ = library.rank(q["question"], 10)
+            passages, _ = library.rank(q["question"], answer.language, 10)
             e, a = _first_hit(passages, keys, q)
             answerable.append({"e": e, "a": a, "lang": q["language"], "abstained": answer.abstained})
             quote_chars += [len(p.text) for p in passages[:3]]

@@ -100,8 +100,11 @@ def _split_lines(text: str, span: Span) -> list[Span]:
 
 
 def is_heading(text: str, span: Span) -> bool:
-    """A short paragraph without closing punctuation reads as an intermediate heading."""
+    """A very short paragraph, or a short one without closing punctuation, reads as a heading
+    (or a fragment) that belongs with the paragraph after it."""
     para = text[span[0] : span[1]]
+    if len(para) < 80:
+        return True
     return len(para) < 120 and "\n" not in para and not para.rstrip("\"'”’").endswith((".", "!", "?", ":", "…"))
 
 

@@ -147,27 +147,28 @@ class Library:
     def settings(self) -> Settings:
         """Retrieval settings from the config."""
         r = self.config.retrieval
-        names = self._wanted_encoder_names()
-        weights = {name: r.weight_multilingual for name in names[1:]}
-        weights[names[0]] = r.weight_dense
-        return Settings(r.top_k, r.candidates, r.rrf_k, r.weight_lexical, weights, r.min_similarity, r.relative_cutoff)
+        return Settings(
+            r.top_k, r.candidates, r.weight_sentence, r.weight_article, r.weight_lexical, r.weight_dense,
+            tuple(r.lexical_languages), {"nl": r.min_similarity_nl, "en": r.min_similarity_en},
+        )
 
-    def search(self, question: str, top_k: int | None = None) -> list[Passage]:
+    def search(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
         """The passages that best answer ``question`` (empty when nothing relevant is indexed)."""
-        passages, abstain = self.rank(question, top_k)
+        passages, abstain = self.rank(question, language, top_k)
         return [] if abstain else passages
 
-    def rank(self, question: str, top_k: int | None = None) -> tuple[list[Passage], bool]:
+    def rank(self, question: str, language: str, top_k: int | None = None) -> tuple[list[Passage], bool]:
         """The ``top_k`` best passages whatever their score, and whether the answer should abstain."""
         snap = self.snapshot
         if not snap.data.chunks:
             return [], True
-        vectors = {enc.name: enc.encode_query([question])[0] for enc in self.encoders}
-        sentence_query = vectors[self.sentence_encoder.name]
+        main = self.sentence_encoder
+        wanted = self.encoders if self.config.retrieval.weight_dense else [main]
+        vectors = {enc.name: enc.encode_query([question])[0] for enc in wanted}
         settings = self.settings()
         if top_k is not None:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
-        hits, abstain = retrieve(snap, question, vectors, sentence_query, settings)
+        hits, abstain = retrieve(snap, question, language, vectors, main.name, settings)
         passages = []
         for hit in hits:
             chunk = snap.data.chunks[hit.chunk_id]

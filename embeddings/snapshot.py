@@ -21,9 +21,11 @@ class Snapshot:
     dense: dict[str, VectorIndex] = field(init=False)
     lexical: LexicalIndex = field(init=False)
     chunk_counts: dict[int, int] = field(init=False)
+    article_rows: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.articles = {a.id: a for a in self.data.articles}
+        self.article_rows = {a.id: row for row, a in enumerate(self.data.articles)}
         self.chunk_counts = {}
         for chunk in self.data.chunks:
             self.chunk_counts[chunk.article_id] = self.chunk_counts.get(chunk.article_id, 0) + 1
@@ -33,15 +35,16 @@ class Snapshot:
     @classmethod
     def empty(cls) -> Snapshot:
         """The snapshot of a data directory that has never been ingested into."""
-        return cls("", SnapshotData([], [], [], {}, np.zeros((0, 1), dtype="float32"), {}))
+        empty = np.zeros((0, 1), dtype="float32")
+        return cls("", SnapshotData([], [], [], {}, empty, empty, {}))
 
     def chunk_text(self, chunk: ChunkRow) -> str:
         """The verbatim passage."""
         return self.articles[chunk.article_id].text[chunk.start : chunk.end]
 
     def chunk_search_text(self, chunk: ChunkRow) -> str:
-        """What the rankers see: the passage preceded by its article's title."""
-        return f"{self.articles[chunk.article_id].title}\n{self.chunk_text(chunk)}"
+        """What BM25 sees: the passage preceded by its article's title."""
+        return f"{self.articles[chunk.article_id].title}. {self.chunk_text(chunk)}"
 
     def article_chunks(self, article_id: int) -> list[ChunkRow]:
         """The passages of one article, in order."""

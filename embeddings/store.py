@@ -3,7 +3,7 @@
 Layout of the data directory::
 
     CURRENT           name of the live snapshot, replaced with os.replace (atomic)
-    gen-000007/       meta.sqlite, chunks-<encoder>.faiss, sentences.faiss, manifest.json
+    gen-000007/       meta.sqlite, chunks-<n>.faiss, sentences.faiss, articles.faiss, manifest.json
     tmp-*/            a snapshot being written; ignored and cleaned up if a crash left it
 
 A snapshot is never modified once CURRENT names it, so a crash at any point of an ingest leaves
@@ -85,6 +85,8 @@ class SnapshotData:
     # encoder name -> one vector per chunk; "sentences" key is taken by sentence vectors.
     chunk_vectors: dict[str, np.ndarray]
     sentence_vectors: np.ndarray
+    # One vector per article (title and lead), same encoder as the sentences.
+    article_vectors: np.ndarray
     manifest: dict[str, object]
 
 
@@ -110,7 +112,8 @@ def read_snapshot(data_dir: Path, name: str) -> SnapshotData:
         con.close()
     vectors = {enc: VectorIndex.load(folder / f"chunks-{i}.faiss").vectors() for i, enc in enumerate(manifest["encoders"])}
     sentence_vectors = VectorIndex.load(folder / "sentences.faiss").vectors()
-    return SnapshotData(articles, chunks, sentences, vectors, sentence_vectors, manifest)
+    article_vectors = VectorIndex.load(folder / "articles.faiss").vectors()
+    return SnapshotData(articles, chunks, sentences, vectors, sentence_vectors, article_vectors, manifest)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -138,6 +141,7 @@ def write_snapshot(data_dir: Path, data: SnapshotData) -> str:
     for i, enc in enumerate(encoders):
         VectorIndex.build(data.chunk_vectors[enc]).save(tmp / f"chunks-{i}.faiss")
     VectorIndex.build(data.sentence_vectors).save(tmp / "sentences.faiss")
+    VectorIndex.build(data.article_vectors).save(tmp / "articles.faiss")
     manifest = dict(data.manifest, encoders=encoders)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     for file in tmp.iterdir():

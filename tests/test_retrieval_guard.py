@@ -1,0 +1,41 @@
+"""Guards for the retrieval gains: fixed Dutch and English questions on the bundled corpus keep
+finding their passage in the top 3, and off-topic questions keep being declined."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import Bron
+from embeddings.language import detect_language
+
+EXPECTED = [
+    ("Waar verbleef een van de daders?", "in Turkije verbleef"),
+    ("Where did one of the attackers stay?", "in Turkije verbleef"),
+    ("Welke nationaliteit had een van de daders?", "een Tadzjiek"),
+    ("Waarom werden de buitenwijken van Moskou gekozen?", "zacht veiligheidsgebied"),
+    ("Why were the suburbs of Moscow chosen?", "zacht veiligheidsgebied"),
+    ("Hoe noemt de expert de groep die de operatie uitvoerde?", "Krokodillencel"),
+    ("How will lone wolves carry out attacks in Europe?", "eenzame wolven"),
+    ("Welke aanslag pleegde ISIS kort daarvoor?", "aanslag op Teheran"),
+    ("What did ISIS attack shortly before Moscow?", "aanslag op Teheran"),
+]
+
+OFF_TOPIC = [
+    "Wie won de Tour de France van 2023?",
+    "Who won the 2022 World Cup?",
+    "Hoeveel kost een treinkaartje van Utrecht naar Zwolle?",
+    "What is the capital of France?",
+    "Hoe laat is het?",
+]
+
+
+@pytest.mark.parametrize(("question", "needle"), EXPECTED)
+def test_question_keeps_its_passage_in_the_top_three(bron: Bron, question: str, needle: str) -> None:
+    # Ranking is guarded on its own: abstention is a separate, calibrated trade-off.
+    passages, _ = bron.library.rank(question, detect_language(question), 3)
+    assert any(needle in p.text for p in passages), [p.text[:80] for p in passages]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_question_is_declined(bron: Bron, question: str) -> None:
+    assert bron.answer(question, "guard").abstained
