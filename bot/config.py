@@ -92,12 +92,16 @@ class TelegramConfig:
     webhook_url: str = ""
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
+    webhook_path: str = "telegram"
+    # Secret Telegram echoes in a header so the webhook can tell its calls from strangers'.
     webhook_secret: str = ""
     allowed_user_ids: list[int] = field(default_factory=list)
     allowed_chat_ids: list[int] = field(default_factory=list)
     admin_ids: list[int] = field(default_factory=list)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     articles_per_page: int = 5
+    # Updates handled at once; the core's blocking work runs in threads meanwhile.
+    concurrent_updates: int = 64
 
 
 @dataclass
@@ -156,6 +160,7 @@ POSITIVE = {
     "retrieval.top_k", "retrieval.candidates", "chunking.max_chars", "summary.sentences",
     "answer.max_question_chars", "embeddings.batch_size", "telegram.rate_limit.messages",
     "telegram.articles_per_page", "matrix.articles_per_page",
+    "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
 }
 
 

@@ -54,6 +54,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Even rustig aan: probeer het over {seconds} seconden opnieuw.",
         "en": "Slow down a little: try again in {seconds} seconds.",
     },
+    "admin_only": {
+        "nl": "Alleen beheerders kunnen artikelen toevoegen.",
+        "en": "Only admins can add articles.",
+    },
+    "upload_type": {
+        "nl": "Dit bestandstype kan ik niet lezen. Stuur een {types}-bestand.",
+        "en": "I cannot read this file type. Please send a {types} file.",
+    },
+    "upload_too_big": {
+        "nl": "Dat bestand is te groot (maximaal {mb} MB).",
+        "en": "That file is too large (at most {mb} MB).",
+    },
+    "ingest_working": {"nl": "Bezig met toevoegen…", "en": "Adding…"},
+    "ingest_added": {"nl": "Toegevoegd: {title}", "en": "Added: {title}"},
+    "ingest_updated": {"nl": "Bijgewerkt: {title}", "en": "Updated: {title}"},
+    "ingest_unchanged": {"nl": "Dit artikel stond er al in, ongewijzigd.", "en": "This article was already indexed, unchanged."},
+    "ingest_skipped": {"nl": "Niet toegevoegd: {why}", "en": "Not added: {why}"},
     "button_summary": {"nl": "Samenvatting", "en": "Summary"},
     "button_source": {"nl": "Bron", "en": "Source"},
     "button_prev": {"nl": "« Vorige", "en": "« Previous"},

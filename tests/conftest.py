@@ -17,11 +17,7 @@ from bot.config import Config, load_config  # noqa: E402
 from bot.core import Bron  # noqa: E402
 from bot.logs import setup_logging  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-NEWSQA = SHARED / "data" / "newsqa-dev"
-SEED_QUESTION_NL = "Waar verbleef een van de daders?"
-SEED_QUESTION_EN = "Where did one of the attackers stay?"
+from support import REPO  # noqa: E402
 
 setup_logging("WARNING")
 

@@ -7,7 +7,7 @@ import pytest
 from bot.core import Bron
 from bot.errors import EmptyQuestion, QuestionTooLong
 from bot.render import render_answer
-from conftest import SEED_QUESTION_EN, SEED_QUESTION_NL
+from support import SEED_QUESTION_EN, SEED_QUESTION_NL
 
 
 def test_dutch_question_quotes_the_passage_with_its_source(bron: Bron) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.chat import ChatSession
 from bot.core import Bron
-from conftest import SEED_QUESTION_NL
+from support import SEED_QUESTION_NL
 
 
 def test_summary_follows_the_last_answer(bron: Bron) -> None:

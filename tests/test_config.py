@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import load_config
 from bot.errors import ConfigError
-from conftest import REPO
+from support import REPO
 
 
 def test_defaults_load_and_env_overrides_win() -> None:

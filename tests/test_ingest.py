@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Bron
-from conftest import REPO, SEED_QUESTION_NL
+from support import REPO, SEED_QUESTION_NL
 
 SEED = REPO / "corpus" / "anha-expert-waarschuwt-isis-europa.txt"
 

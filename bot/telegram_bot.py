@@ -1,0 +1,355 @@
+"""The Telegram front end: a python-telegram-bot Application that renders what the core returns.
+
+Blocking core work (embedding, search, ingest) runs in threads via ``asyncio.to_thread`` with
+``concurrent_updates``, so one user's question never holds up another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters, Update
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import telegram_ui as ui
+from bot.config import Config, ConfigError
+from bot.core import Bron
+from bot.errors import BronError
+from bot.models import IngestReport, Sources
+from bot.ratelimit import RateLimiter
+from bot.render import TELEGRAM_LIMIT, render_answer, render_articles, render_sources, render_summary
+from bot.texts import t
+from embeddings.language import detect_language
+from embeddings.loaders import SUFFIXES
+
+log = logging.getLogger(__name__)
+# Opt in to PTB's coming behaviour (RetryAfter.retry_after as a timedelta); send_with_retry takes both.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+
+MAX_UPLOAD_MB = 5
+SEND_ATTEMPTS = 4
+TYPING_EVERY_S = 4.5
+
+
+class TelegramBot:
+    """Handlers for one bot; state is the core's plus who was refused and who is sending too fast."""
+
+    def __init__(self, config: Config, bron: Bron, data_dir: Path) -> None:
+        self.config = config
+        self.tg = config.telegram
+        self.bron = bron
+        self.uploads = data_dir / "uploads"
+        limit = self.tg.rate_limit
+        self.limiter = RateLimiter(limit.messages, limit.per_seconds)
+        self._refused: set[int] = set()
+
+    def register(self, app: Application) -> None:
+        """Attach every handler to ``app``; the gate runs first and can stop an update."""
+        app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        app.add_handler(CommandHandler(["start", "help"], self.on_help))
+        app.add_handler(CommandHandler("ask", self.on_ask))
+        app.add_handler(CommandHandler("summary", self.on_summary))
+        app.add_handler(CommandHandler("source", self.on_source))
+        app.add_handler(CommandHandler("articles", self.on_articles))
+        app.add_handler(MessageHandler(filters.Document.ALL, self.on_document))
+        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
+        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_error_handler(self.on_error)
+
+    # -- who gets served ------------------------------------------------------------------------
+
+    async def gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Drop updates not meant for the bot, refuse strangers once, and rate-limit each user."""
+        if not self._addressed(update, context.bot):
+            raise ApplicationHandlerStop
+        user = update.effective_user
+        if user is None:
+            raise ApplicationHandlerStop
+        if not self._allowed(update):
+            log.info("refused user %s in chat %s", user.id, update.effective_chat and update.effective_chat.id)
+            if user.id not in self._refused:
+                self._refused.add(user.id)
+                await self._say(update, context, t("unauthorized", self._lang(update)))
+            raise ApplicationHandlerStop
+        verdict = self.limiter.check(user.id)
+        if not verdict.allowed:
+            log.info("rate limited user %s for %ss", user.id, verdict.retry_after)
+            if verdict.notify:
+                await self._say(update, context, t("rate_limited", self._lang(update), seconds=verdict.retry_after))
+            raise ApplicationHandlerStop
+
+    def _addressed(self, update: Update, bot: Bot) -> bool:
+        if update.callback_query:
+            return True
+        message = update.message
+        if message is None or update.effective_chat is None:
+            return False  # edits, channel posts, membership changes
+        if message.text and message.text.startswith("/"):
+            target = ui.command_target(message)
+            return target is None or target.lower() == (bot.username or "").lower()
+        if update.effective_chat.type == ChatType.PRIVATE:
+            return True
+        return bool(message.text) and ui.mentions_bot(message, bot.bot)
+
+    def _allowed(self, update: Update) -> bool:
+        user_id = update.effective_user.id if update.effective_user else None
+        chat_id = update.effective_chat.id if update.effective_chat else None
+        if not self.tg.allowed_user_ids and not self.tg.allowed_chat_ids:
+            return True
+        return user_id in self.tg.allowed_user_ids or user_id in self.tg.admin_ids or chat_id in self.tg.allowed_chat_ids
+
+    def _lang(self, update: Update, text: str = "") -> str:
+        """The user's Telegram language if nl/en, else the language of what they wrote."""
+        return ui.user_language(update.effective_user) or detect_language(text, self.config.answer.language_fallback)
+
+    # -- commands and questions ----------------------------------------------------------------
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start and /help: what the bot does and its commands."""
+        lang = self._lang(update)
+        await self._say(update, context, f"{t('welcome', lang)}\n\n{t('help', lang, p='/')}")
+
+    async def on_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/ask QUESTION."""
+        await self._answer(update, context, " ".join(context.args or []))
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A plain message that reached the gate is a question (in groups, minus the mention)."""
+        text = update.message.text if update.message else ""
+        await self._answer(update, context, ui.strip_mention(text or "", context.bot.bot))
+
+    async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+        chat = update.effective_chat
+        async with self._typing(context.bot, chat.id):
+            answer = await self._core(update, context, question, self.bron.answer, question, str(chat.id))
+        if answer is None:
+            return
+        lang = ui.user_language(update.effective_user) or answer.language
+        keyboard = ui.answer_keyboard(answer.articles, lang)
+        await self._send(update, context, render_answer(answer, lang, "html", TELEGRAM_LIMIT), keyboard)
+
+    async def on_summary(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/summary [ARTICLE]: of the named article, else of the last answer's."""
+        ref = " ".join(context.args or []) or None
+        await self._summary(update, context, ref)
+
+    async def _summary(self, update: Update, context: ContextTypes.DEFAULT_TYPE, ref: str | None) -> None:
+        chat_id = update.effective_chat.id
+        async with self._typing(context.bot, chat_id):
+            summary = await self._core(update, context, ref or "", self.bron.summarize, ref, str(chat_id))
+        if summary is not None:
+            lang = self._lang(update, " ".join(summary.sentences))
+            await self._send(update, context, render_summary(summary, lang, "html", TELEGRAM_LIMIT))
+
+    async def on_source(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/source: the links behind the last answer."""
+        sources = await self._core(update, context, "", self.bron.sources, str(update.effective_chat.id))
+        if sources is not None:
+            await self._send(update, context, render_sources(sources, self._lang(update), "html", TELEGRAM_LIMIT))
+
+    async def on_articles(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/articles [PAGE]: one page of the list, with buttons to turn pages."""
+        arg = (context.args or ["1"])[0]
+        page = await asyncio.to_thread(self.bron.articles, int(arg) if arg.isdigit() else 1, self.tg.articles_per_page)
+        lang = self._lang(update)
+        await self._send(update, context, render_articles(page, lang, "html", TELEGRAM_LIMIT), ui.page_keyboard(page, lang))
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Summary, source and page buttons."""
+        query = update.callback_query
+        await query.answer()
+        parsed = ui.parse_callback(query.data)
+        if parsed is None:
+            return
+        kind, number = parsed
+        if kind == "sum":
+            await self._summary(update, context, str(number))
+        elif kind == "src":
+            article = await self._core(update, context, "", self.bron.find_article, str(number))
+            if article is not None:
+                await self._send(update, context, render_sources(Sources([article]), self._lang(update), "html"))
+        else:
+            await self._turn_page(update, number)
+
+    async def _turn_page(self, update: Update, number: int) -> None:
+        page = await asyncio.to_thread(self.bron.articles, number, self.tg.articles_per_page)
+        lang = self._lang(update)
+        text = render_articles(page, lang, "html", TELEGRAM_LIMIT)[0]
+        with suppress(BadRequest):  # "message is not modified" when the page did not change
+            await update.callback_query.edit_message_text(
+                text, parse_mode=ParseMode.HTML, reply_markup=ui.page_keyboard(page, lang),
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+
+    # -- adding articles ---------------------------------------------------------------------------
+
+    async def on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An admin's file (.txt, .md, .html, ...) joins the corpus; others are told it is admin-only."""
+        lang = self._lang(update)
+        document = update.message.document
+        if update.effective_user.id not in self.tg.admin_ids:
+            await self._say(update, context, t("admin_only", lang))
+            return
+        name = Path(document.file_name or "upload.txt").name
+        if Path(name).suffix.lower() not in SUFFIXES:
+            await self._say(update, context, t("upload_type", lang, types=", ".join(SUFFIXES)))
+            return
+        if (document.file_size or 0) > MAX_UPLOAD_MB * 1024 * 1024:
+            await self._say(update, context, t("upload_too_big", lang, mb=MAX_UPLOAD_MB))
+            return
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        path = self.uploads / name
+        await (await document.get_file()).download_to_drive(path)
+        async with self._typing(context.bot, update.effective_chat.id):
+            report = await asyncio.to_thread(self.bron.ingest, [path])
+        await self._say(update, context, ingest_line(report, lang))
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    async def _core(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+                    call: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking core call in a thread; a user error becomes a reply and None."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except BronError as err:
+            await self._say(update, context, t(err.key, self._lang(update, text), **err.params))
+            return None
+
+    @asynccontextmanager
+    async def _typing(self, bot: Bot, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing…" until the block ends; Telegram clears it after 5 s, so it is renewed."""
+        async def keep_typing() -> None:
+            while True:
+                with suppress(TelegramError):
+                    await bot.send_chat_action(chat_id, ChatAction.TYPING)
+                await asyncio.sleep(TYPING_EVERY_S)
+
+        task = asyncio.create_task(keep_typing())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    async def _say(self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+        """A short plain sentence, escaped for HTML."""
+        await self._send(update, context, [html.escape(text, quote=False)])
+
+    async def _send(self, update: Update, context: ContextTypes.DEFAULT_TYPE, messages: list[str],
+                    keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """Send ``messages`` in order; in groups the first replies to the asker's message."""
+        chat = update.effective_chat
+        asked = update.message if chat.type != ChatType.PRIVATE else None
+        for i, text in enumerate(messages):
+            last = i == len(messages) - 1
+            reply = ReplyParameters(asked.message_id, allow_sending_without_reply=True) if asked and i == 0 else None
+            await send_with_retry(context.bot, chat.id, text, reply, keyboard if last else None)
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log any failure with its context; apologise to the user when there is one to tell."""
+        if not isinstance(update, Update):
+            log.warning("telegram: %s", context.error)  # polling trouble; PTB retries by itself
+            return
+        chat = update.effective_chat
+        log.error(
+            "update %s failed (chat %s, user %s): %r", update.update_id, chat and chat.id,
+            update.effective_user and update.effective_user.id, context.error, exc_info=context.error,
+        )
+        if chat is not None:
+            with suppress(TelegramError):
+                await context.bot.send_message(chat.id, t("error", self._lang(update)))
+
+
+async def send_with_retry(bot: Bot, chat_id: int, text: str, reply: ReplyParameters | None = None,
+                          keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
+    """Send an HTML message, waiting out flood limits and retrying network trouble a few times."""
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            return await bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=keyboard,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except (BadRequest, Forbidden):
+            raise  # retrying cannot help: bad markup, or the user blocked the bot
+        except RetryAfter as err:
+            wait = err.retry_after
+            await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
+        except NetworkError as err:  # also TimedOut: Telegram may or may not have got it
+            if attempt == SEND_ATTEMPTS - 1:
+                raise
+            log.warning("send to chat %s failed (%s); retrying", chat_id, err)
+            await asyncio.sleep(0.5 * 2**attempt)
+    return None
+
+
+def ingest_line(report: IngestReport, lang: str) -> str:
+    """One line telling an admin what their upload did."""
+    if report.added:
+        return t("ingest_added", lang, title=report.added[0])
+    if report.updated:
+        return t("ingest_updated", lang, title=report.updated[0])
+    if report.skipped:
+        return t("ingest_skipped", lang, why=report.skipped[0][1])
+    return t("ingest_unchanged", lang)
+
+
+def build_application(config: Config, bron: Bron, data_dir: Path) -> Application:
+    """A ready-to-start Application talking to ``telegram.base_url`` with the configured token."""
+    tg = config.telegram
+    if not tg.token:
+        raise ConfigError(
+            "config key telegram.token is empty. Set the environment variable TELEGRAM_BOT_TOKEN "
+            "(or BRON_TELEGRAM_TOKEN) to the token BotFather gave you."
+        )
+    handlers = TelegramBot(config, bron, data_dir)
+
+    async def post_init(app: Application) -> None:
+        await app.bot.set_my_commands(ui.command_menu("en"))
+        for lang in ("nl", "en"):
+            await app.bot.set_my_commands(ui.command_menu(lang), language_code=lang)
+        log.info("telegram bot @%s ready", app.bot.username)
+
+    app = (
+        Application.builder()
+        .token(tg.token)
+        .base_url(tg.base_url)
+        .base_file_url(tg.base_file_url)
+        .concurrent_updates(tg.concurrent_updates)
+        .post_init(post_init)
+        .build()
+    )
+    handlers.register(app)
+    return app
+
+
+def run(config: Config, bron: Bron, data_dir: Path) -> None:
+    """Serve until interrupted: long polling, or a webhook when ``telegram.mode`` says so."""
+    app = build_application(config, bron, data_dir)
+    tg = config.telegram
+    if tg.mode == "webhook":
+        if not tg.webhook_url:
+            raise ConfigError("config key telegram.webhook_url is empty; webhook mode needs the public HTTPS URL.")
+        app.run_webhook(
+            listen=tg.webhook_listen, port=tg.webhook_port, url_path=tg.webhook_path,
+            webhook_url=tg.webhook_url, secret_token=tg.webhook_secret or None,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)
