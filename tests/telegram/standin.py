@@ -176,7 +176,11 @@ class BotApiStandIn:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
-        params = {k: _decode(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+        try:
+            form = await request.post()
+        except ConnectionResetError:  # the bot gave up on this call (shutdown, timeout)
+            return web.Response(status=499)
+        params = {k: _decode(v) for k, v in form.items() if isinstance(v, str)}
         self.calls.append((method, params))
         fault = self._take_fault(method)
         if fault and fault.kind == "drop":
