@@ -120,13 +120,12 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    bron = open_bron(args, config)
-    data_dir = data_dir_of(args, config)
     if args.platform == "telegram":
-        from bot.telegram_bot import run
+        from bot.telegram_bot import check_config, run
     else:
-        from bot.matrix_bot import run
-    run(config, bron, data_dir)
+        from bot.matrix_bot import check_config, run
+    check_config(config)
+    run(config, open_bron(args, config), data_dir_of(args, config))
     return 0
 
 

@@ -310,14 +310,21 @@ def ingest_line(report: IngestReport, lang: str) -> str:
     return t("ingest_unchanged", lang)
 
 
-def build_application(config: Config, bron: Bron, data_dir: Path) -> Application:
-    """A ready-to-start Application talking to ``telegram.base_url`` with the configured token."""
-    tg = config.telegram
-    if not tg.token:
+def check_config(config: Config) -> None:
+    """Stop start-up early, before the index loads, when the bot cannot run."""
+    if not config.telegram.token:
         raise ConfigError(
             "config key telegram.token is empty. Set the environment variable TELEGRAM_BOT_TOKEN "
             "(or BRON_TELEGRAM_TOKEN) to the token BotFather gave you."
         )
+    if config.telegram.mode == "webhook":
+        webhook_options(config)
+
+
+def build_application(config: Config, bron: Bron, data_dir: Path) -> Application:
+    """A ready-to-start Application talking to ``telegram.base_url`` with the configured token."""
+    check_config(config)
+    tg = config.telegram
     handlers = TelegramBot(config, bron, data_dir)
 
     async def post_init(app: Application) -> None:
@@ -339,17 +346,25 @@ def build_application(config: Config, bron: Bron, data_dir: Path) -> Application
     return app
 
 
+def webhook_options(config: Config) -> dict[str, Any]:
+    """Arguments for PTB's webhook server, from ``telegram.webhook_*``."""
+    tg = config.telegram
+    if not tg.webhook_url:
+        raise ConfigError(
+            "config key telegram.webhook_url is empty; webhook mode needs the public HTTPS URL that "
+            "Telegram calls (set it in config.yaml or BRON_TELEGRAM_WEBHOOK_URL)."
+        )
+    return {
+        "listen": tg.webhook_listen, "port": tg.webhook_port, "url_path": tg.webhook_path,
+        "webhook_url": tg.webhook_url, "secret_token": tg.webhook_secret or None,
+        "allowed_updates": Update.ALL_TYPES,
+    }
+
+
 def run(config: Config, bron: Bron, data_dir: Path) -> None:
     """Serve until interrupted: long polling, or a webhook when ``telegram.mode`` says so."""
     app = build_application(config, bron, data_dir)
-    tg = config.telegram
-    if tg.mode == "webhook":
-        if not tg.webhook_url:
-            raise ConfigError("config key telegram.webhook_url is empty; webhook mode needs the public HTTPS URL.")
-        app.run_webhook(
-            listen=tg.webhook_listen, port=tg.webhook_port, url_path=tg.webhook_path,
-            webhook_url=tg.webhook_url, secret_token=tg.webhook_secret or None,
-            allowed_updates=Update.ALL_TYPES,
-        )
+    if config.telegram.mode == "webhook":
+        app.run_webhook(**webhook_options(config))
     else:
         app.run_polling(allowed_updates=Update.ALL_TYPES)

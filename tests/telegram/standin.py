@@ -129,6 +129,7 @@ class BotApiStandIn:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.commands: dict[str, list[dict[str, str]]] = {}
         self.files: dict[str, bytes] = {}
+        self.webhook: dict[str, Any] = {}
         self.faults: list[Fault] = []
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
@@ -138,6 +139,7 @@ class BotApiStandIn:
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": lambda p: BOT,
             "deleteWebhook": lambda p: True,
+            "setWebhook": self._set_webhook,
             "setMyCommands": self._set_my_commands,
             "sendChatAction": lambda p: True,
             "answerCallbackQuery": lambda p: True,
@@ -232,6 +234,12 @@ class BotApiStandIn:
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
                 except asyncio.TimeoutError:
                     pass
+
+    def _set_webhook(self, params: dict[str, Any]) -> bool:
+        if not str(params.get("url", "")).startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        self.webhook = params
+        return True
 
     def _set_my_commands(self, params: dict[str, Any]) -> bool:
         self.commands[params.get("language_code") or ""] = params["commands"]

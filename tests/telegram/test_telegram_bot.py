@@ -217,3 +217,54 @@ def _article_id(markup: str) -> int:
     """The number of the first cited article, e.g. 2 from "[2] <i>Brand…"."""
     start = markup.index("</blockquote>\n[") + len("</blockquote>\n[")
     return int(markup[start : markup.index("]", start)])
+
+
+async def test_webhook_mode_answers_updates_posted_by_telegram(api: BotApiStandIn, tg_bron, tmp_path) -> None:
+    import copy
+    import socket
+
+    import httpx
+
+    from bot.telegram_bot import build_application, webhook_options
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = copy.deepcopy(tg_bron.config)
+    cfg.telegram.token, cfg.telegram.base_url = api.token, api.base_url
+    cfg.telegram.mode, cfg.telegram.webhook_port = "webhook", port
+    cfg.telegram.webhook_url, cfg.telegram.webhook_secret = "https://bron.example.org/telegram", "s3cret"
+    app = build_application(cfg, tg_bron, tmp_path)
+    options = webhook_options(cfg)
+    options.pop("allowed_updates")
+    async with app:
+        await app.start()
+        await app.updater.start_webhook(**options)
+        try:
+            assert api.webhook["url"] == "https://bron.example.org/telegram"
+            update = {"update_id": 1, "message": {"message_id": 5, "date": 0, "chat": {"id": 111, "type": "private"},
+                                                  "from": ANNA, "text": SEED_QUESTION_NL}}
+            url = f"http://127.0.0.1:{port}/telegram"
+            async with httpx.AsyncClient() as client:
+                stranger = await client.post(url, json=update)
+                real = await client.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+            assert stranger.status_code == 403 and real.status_code == 200
+            assert "in Turkije verbleef" in (await api.wait_sent(ANNA["id"]))[0].text
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+def test_serve_without_a_token_stops_with_the_fix(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if "TELEGRAM" not in k}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--data-dir", str(tmp_path), "serve", "telegram"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 78
+    assert "telegram.token is empty. Set the environment variable TELEGRAM_BOT_TOKEN" in result.stderr
+    assert not any(tmp_path.iterdir())  # it stopped before building an index
