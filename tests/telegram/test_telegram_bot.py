@@ -26,6 +26,7 @@ async def test_private_question_gets_quote_with_source_link(api: BotApiStandIn, 
     assert '<a href="https://example.org/nieuws/brand-haven?id=7&amp;ref=rss">' in reply.html
     assert "Rijnmond, 2024-05-02" in reply.text
     assert reply.button_data()[:2] == [f"sum:{_article_id(reply.html)}", f"src:{_article_id(reply.html)}"]
+    assert ("sendChatAction", {"chat_id": "111", "action": "typing"}) in api.calls
 
 
 async def test_english_user_gets_english_texts_for_the_dutch_seed(api: BotApiStandIn, start_bot: StartBot) -> None:
