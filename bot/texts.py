@@ -54,6 +54,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Even rustig aan: probeer het over {seconds} seconden opnieuw.",
         "en": "Slow down a little: try again in {seconds} seconds.",
     },
+    "matrix_undecryptable": {
+        "nl": "Ik kan een versleuteld bericht in deze kamer niet lezen: de sleutel ervan is niet met mij "
+        "gedeeld. Stuur je vraag opnieuw; als dat niet helpt, verlaat de kamer en nodig me opnieuw uit.",
+        "en": "I cannot read an encrypted message in this room: its key was not shared with me. Please send "
+        "your question again; if that does not help, leave the room and invite me again.",
+    },
     "button_summary": {"nl": "Samenvatting", "en": "Summary"},
     "button_source": {"nl": "Bron", "en": "Source"},
     "button_prev": {"nl": "« Vorige", "en": "« Previous"},
