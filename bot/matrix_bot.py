@@ -312,10 +312,13 @@ class MatrixBot:
         self._spawn(self._give_up_later(event.session_id))
 
     async def _request_key(self, event: MegolmEvent) -> None:
+        """Ask our own other devices (nio's default) and the sender's device for the room key."""
         try:
             await self.client.request_room_key(event)
         except LocalProtocolError:
-            pass  # already requested for this session
+            return  # already requested for this session
+        if event.device_id:
+            await self.client.to_device(event.as_key_request(event.sender, self.client.device_id, device_id=event.device_id))
 
     async def _on_room_key(self, event: RoomKeyEvent | ForwardedRoomKeyEvent) -> None:
         """A key arrived: answer the messages that were waiting for it."""

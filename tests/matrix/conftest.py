@@ -33,6 +33,8 @@ from .homeserver import Synapse, User
 
 LOOP = "session"
 WAIT = 90.0  # generous: the box is shared with another test run
+# Short retry waits so that reconnects and "cannot read" notices happen within a test.
+TEST_TIMING = {"backoff": (0.2, 2.0), "key_wait": 2.0}
 ENCRYPTION_STATE = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 # A newsqa-dev article with a link, to see links in replies (the seed article has none).
 LINKED_ARTICLE = "d001"
@@ -50,8 +52,11 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Synapse:
 
 @pytest.fixture(scope="session")
 def accounts(synapse: Synapse) -> dict[str, User]:
-    """The bot's account and the people who talk to it (mallory is not on the allowlist)."""
-    return {name: synapse.register(name) for name in ("bron", "alice", "bob", "carol", "mallory")}
+    """The bots' accounts (bron; warden with trust: allowlist) and the people who talk to them.
+
+    mallory is on no allowlist.
+    """
+    return {name: synapse.register(name) for name in ("bron", "warden", "alice", "bob", "carol", "mallory")}
 
 
 @pytest.fixture(scope="session")
@@ -89,14 +94,14 @@ def bot_bron(synapse, accounts, bot_corpus, encoders, tmp_path_factory) -> Bron:
 class BotRunner:
     """The bot as ``bron serve matrix`` runs it, but as a task on the test loop, restartable."""
 
-    def __init__(self, bron: Bron, data_dir: Path, **options: object) -> None:
-        self.bron, self.data_dir, self.options = bron, data_dir, options
+    def __init__(self, config: Config, bron: Bron, data_dir: Path, **options: object) -> None:
+        self.config, self.bron, self.data_dir, self.options = config, bron, data_dir, options
         self.bot: MatrixBot | None = None
         self.task: asyncio.Task | None = None
 
     async def start(self) -> MatrixBot:
         """Start the bot and wait until its first sync is done."""
-        self.bot = MatrixBot(self.bron.config, self.bron, self.data_dir, **self.options)
+        self.bot = MatrixBot(self.config, self.bron, self.data_dir, **self.options)
         await self.bot.start()
         self.task = asyncio.create_task(self.bot.run_forever())
         await asyncio.wait_for(self.bot.live.wait(), WAIT)
@@ -114,7 +119,7 @@ class BotRunner:
 @pytest_asyncio.fixture(scope="session", loop_scope=LOOP)
 async def bot(bot_bron: Bron, tmp_path_factory: pytest.TempPathFactory) -> BotRunner:
     """The running bot (encryption on, trust tofu); tests may restart it through the runner."""
-    runner = BotRunner(bot_bron, tmp_path_factory.mktemp("bot-data"), backoff=(0.2, 2.0), key_wait=2.0)
+    runner = BotRunner(bot_bron.config, bot_bron, tmp_path_factory.mktemp("bot-data"), **TEST_TIMING)
     await runner.start()
     yield runner
     await runner.stop()
