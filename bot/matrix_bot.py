@@ -87,7 +87,9 @@ class MatrixBot:
         self.poll_ms = poll_ms
         self.encryption = self.config.encryption
         store = store_path(self.data_dir)
-        store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Keys and the access token live here: owner only.
+        store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store.mkdir(exist_ok=True, mode=0o700)
         self.client = AsyncClient(
             self.config.homeserver,
             self.config.user_id,

@@ -91,12 +91,8 @@ def save_session(data_dir: Path, session: StoredSession) -> None:
 
 
 def check_config(config: MatrixConfig, stored: StoredSession | None) -> None:
-    """Refuse to start without a homeserver or a way to log in, naming the key to set."""
-    if not config.homeserver:
-        raise MatrixStartupError(
-            "config key matrix.homeserver is empty. Set it in config.yaml (e.g. https://matrix.example.org) "
-            "or with BRON_MATRIX_HOMESERVER."
-        )
+    """Refuse to start on a bad matrix.* value or without a way to log in, naming the key to fix."""
+    _check_values(config)
     if stored is None and not (config.access_token or (config.password and config.user_id)):
         raise MatrixStartupError(
             "no Matrix login: set matrix.user_id in config.yaml and the environment variable MATRIX_PASSWORD, "
@@ -104,9 +100,28 @@ def check_config(config: MatrixConfig, stored: StoredSession | None) -> None:
         )
     if stored and config.user_id and stored.user_id != config.user_id:
         raise MatrixStartupError(
-            f"the stored Matrix session (device {stored.device_id}) belongs to {stored.user_id}, but config key matrix.user_id is "
-            f"{config.user_id}. Fix matrix.user_id, or move the data directory's matrix/ folder away to log in anew."
+            f"the stored Matrix session (device {stored.device_id}) belongs to {stored.user_id}, but config key "
+            f"matrix.user_id is {config.user_id}. Fix matrix.user_id, or move the data directory's matrix/ "
+            "folder away to log in anew."
         )
+
+
+def _check_values(config: MatrixConfig) -> None:
+    if not config.homeserver.startswith(("https://", "http://")):
+        raise MatrixStartupError(
+            f"config key matrix.homeserver: {config.homeserver!r} is not the homeserver's URL. Set it in "
+            "config.yaml (e.g. https://matrix.example.org) or with BRON_MATRIX_HOMESERVER."
+        )
+    if not config.command_prefix.strip():
+        raise MatrixStartupError('config key matrix.command_prefix is empty. Set it in config.yaml, e.g. "!".')
+    for key, sigil, example in (
+        ("allowed_users", "@", "@alice:example.org"),
+        ("admin_users", "@", "@alice:example.org"),
+        ("allowed_rooms", "!", "!abc123:example.org (Element: room settings, Advanced)"),
+    ):
+        for value in getattr(config, key):
+            if not (value.startswith(sigil) and ":" in value):
+                raise MatrixStartupError(f"config key matrix.{key}: {value!r} is not a full id. Write ids like {example}.")
 
 
 def _check_store(data_dir: Path, stored: StoredSession) -> None:
