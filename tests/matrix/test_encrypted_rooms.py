@@ -12,8 +12,9 @@ from nio import MegolmEvent, RoomMessageNotice
 from bot.matrix_session import MatrixStartupError, store_path
 from conftest import SEED_QUESTION_NL
 
-from .conftest import LINKED_QUESTION, LOOP, TEST_TIMING, BotRunner, Person, bot_config, reply_target
+from .conftest import LINKED_QUESTION, LOOP, TEST_TIMING, BotRunner, bot_config
 from .homeserver import Synapse
+from .people import Person, reply_target
 
 pytestmark = [pytest.mark.asyncio(loop_scope=LOOP), pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -9,8 +9,9 @@ import pytest
 
 from conftest import SEED_QUESTION_EN, SEED_QUESTION_NL
 
-from .conftest import LINKED_QUESTION, LOOP, BotRunner, Person, reply_target
+from .conftest import LINKED_QUESTION, LOOP, BotRunner
 from .homeserver import Synapse
+from .people import Person, reply_target
 
 pytestmark = [pytest.mark.asyncio(loop_scope=LOOP), pytest.mark.slow, pytest.mark.timeout(240)]
 
