@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
+import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     EncryptionError,
     ForwardedRoomKeyEvent,
     InviteMemberEvent,
+    JoinResponse,
     LocalProtocolError,
     MatrixRoom,
     MegolmEvent,
@@ -78,7 +81,10 @@ class MatrixBot:
         backoff: tuple[float, float] = (0.5, 60.0),
         key_wait: float = 20.0,
         poll_ms: int = POLL_MS,
+        clock_margin: float = 60.0,
     ) -> None:
+        """``backoff`` is the (first, longest) wait between reconnects; ``key_wait`` how long a missing
+        room key may take to arrive; ``clock_margin`` how far the homeserver's clock may lag ours."""
         self.config = config.matrix
         self.data_dir = Path(data_dir)
         self.replier = Replier(bron, self.config.command_prefix, self.config.articles_per_page)
@@ -110,6 +116,9 @@ class MatrixBot:
         self._undecryptable: dict[str, list[tuple[MatrixRoom, MegolmEvent]]] = defaultdict(list)
         self._told_unreadable: set[str] = set()
         self._stopping = False
+        # A room the bot joins shows it some history: messages from before the bot started are not
+        # for it. Timestamps are the homeserver's, hence the margin for a clock a little behind ours.
+        self._answer_after_ms = int((time.time() - clock_margin) * 1000)
         self.client.add_event_callback(self._on_text, RoomMessageText)
         self.client.add_event_callback(self._on_undecryptable, MegolmEvent)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
@@ -126,7 +135,7 @@ class MatrixBot:
                 return
             except MatrixStartupError:
                 raise
-            except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("matrix: homeserver %s unreachable at login (%s); retrying in %.1fs",
                             self.config.homeserver, exc, backoff.delay)
                 await backoff.wait()
@@ -212,15 +221,29 @@ class MatrixBot:
         self._invites_seen.add(room.room_id)
         if self.allowed(event.sender, room.room_id):
             log.info("matrix: joining %s, invited by %s", room.room_id, event.sender)
-            self._spawn(self.client.join(room.room_id))
+            self._spawn(self._join(room.room_id))
         else:
             log.info("matrix: refusing the invite to %s from %s (not on the allowlist)", room.room_id, event.sender)
             self._spawn(self.client.room_leave(room.room_id))
 
+    async def _join(self, room_id: str) -> None:
+        try:
+            response = await self.client.join(room_id)
+        except Exception as exc:
+            response = exc
+        if not isinstance(response, JoinResponse):
+            # The invite stays pending on the server and comes again with a later sync: retry then.
+            log.warning("matrix: joining %s failed (%s); will retry", room_id, response)
+            self._invites_seen.discard(room_id)
+
     # -- messages ------------------------------------------------------------------------------
 
+    def _is_new(self, event) -> bool:
+        """Sent while the bot runs: not from the first sync, not history shown on joining a room."""
+        return self.live.is_set() and event.server_timestamp >= self._answer_after_ms
+
     async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
-        if not self.live.is_set() or event.sender == self.client.user_id:
+        if not self._is_new(event) or event.sender == self.client.user_id:
             return
         content = (event.source or {}).get("content") or {}
         if is_edit(content) or not self.allowed(event.sender, room.room_id):
@@ -303,7 +326,7 @@ class MatrixBot:
 
     async def _on_undecryptable(self, room: MatrixRoom, event: MegolmEvent) -> None:
         """Ask for the missing room key; say once per room if it never comes."""
-        if not self.live.is_set() or event.sender == self.client.user_id:
+        if not self._is_new(event) or event.sender == self.client.user_id:
             return
         if not self.allowed(event.sender, room.room_id):
             return

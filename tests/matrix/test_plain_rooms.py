@@ -101,6 +101,22 @@ async def test_restart_reuses_the_device_and_skips_old_messages(bot: BotRunner, 
     assert not alice.replies_to(old)
 
 
+async def test_history_from_before_the_start_is_not_answered_on_joining(
+    bot: BotRunner, people: dict[str, Person], accounts
+) -> None:
+    alice, me = people["alice"], bot.bot.client.user_id
+    created = await alice.client.room_create(name="Older room", invite=[accounts["carol"].user_id])
+    await alice.until(lambda: created.room_id in alice.client.rooms)
+    old = await alice.say(created.room_id, f"!ask {SEED_QUESTION_NL}")
+    await bot.stop()
+    await bot.start()
+    await alice.client.room_invite(created.room_id, me)
+    await alice.until(lambda: (created.room_id, f"{me}:join") in alice.joined)
+    new = await alice.ask(created.room_id, f"!ask {SEED_QUESTION_NL}")
+    assert "in Turkije verbleef" in new.body
+    assert not alice.replies_to(old)
+
+
 async def test_bot_survives_a_homeserver_restart(
     bot: BotRunner, people: dict[str, Person], rooms, synapse: Synapse, caplog: pytest.LogCaptureFixture
 ) -> None:
