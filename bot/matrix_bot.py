@@ -45,7 +45,8 @@ from bot.matrix_session import MatrixStartupError, StoredSession, login, save_se
 log = logging.getLogger(__name__)
 
 POLL_MS = 30_000
-# The first sync only brings the bot up to date; its timeline is never answered.
+# The first sync only brings the bot up to date: full room state (after a restart the client knows
+# no members, so every room would look like a direct chat), one timeline event per room, never answered.
 FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}}
 SEND_ATTEMPTS = 6
 
@@ -104,6 +105,8 @@ class MatrixBot:
                 # Failures surface at once; the sync loop below retries with its own backoff.
                 max_timeouts=0,
                 encryption_enabled=self.encryption,
+                # nio keeps the sync token next to the keys too; session.json is the copy we read,
+                # as it also exists without encryption.
                 store_sync_tokens=self.encryption,
             ),
         )
@@ -151,6 +154,7 @@ class MatrixBot:
                     timeout=0 if first else self.poll_ms,
                     since=self.session.next_batch or None,
                     sync_filter=FIRST_SYNC_FILTER if first else None,
+                    full_state=first,
                 )
                 if isinstance(response, SyncError):
                     self._raise_if_fatal(response)
@@ -204,7 +208,12 @@ class MatrixBot:
         """Run ``coro`` beside the sync loop; keep a reference so it is not collected mid-way."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("matrix: handling an event failed", exc_info=task.exception())
 
     # -- who may use the bot -------------------------------------------------------------------
 

@@ -52,9 +52,11 @@ async def test_reply_cites_the_link_and_follows_the_question_language(
     assert "in Turkije verbleef" in english["body"]
 
 
-async def test_group_room_answers_mentions_and_commands_only(bot: BotRunner, people: dict[str, Person], accounts) -> None:
+async def test_group_room_answers_mentions_and_commands_only(
+    bot: BotRunner, people: dict[str, Person], accounts, rooms
+) -> None:
     alice, bob, me = people["alice"], people["bob"], bot.bot.client.user_id
-    room = await alice.room([me, bob.user_id, accounts["carol"].user_id], encrypted=False, direct=False, wait_for=me)
+    rooms["group"] = room = await alice.room([me, bob.user_id, accounts["carol"].user_id], encrypted=False, direct=False, wait_for=me)
     await bob.until(lambda: room in bob.client.invited_rooms)
     await bob.client.join(room)
     await bob.until(lambda: room in bob.client.rooms)
@@ -99,6 +101,10 @@ async def test_restart_reuses_the_device_and_skips_old_messages(bot: BotRunner, 
     new = await alice.ask(rooms["dm"], SEED_QUESTION_NL)
     assert "in Turkije verbleef" in new.body
     assert not alice.replies_to(old)
+    # After the restart the bot still knows the group room is a group: chatter stays unanswered.
+    chatter = await alice.say(rooms["group"], SEED_QUESTION_NL)
+    assert (await alice.ask(rooms["group"], "!source")).body.startswith("Bronnen van het laatste antwoord:")
+    assert not alice.replies_to(chatter)
 
 
 async def test_history_from_before_the_start_is_not_answered_on_joining(
