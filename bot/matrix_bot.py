@@ -352,7 +352,8 @@ class MatrixBot:
         except LocalProtocolError:
             return  # already requested for this session
         if event.device_id:
-            await self.client.to_device(event.as_key_request(event.sender, self.client.device_id, device_id=event.device_id))
+            request = event.as_key_request(event.sender, self.client.device_id, device_id=event.device_id)
+            await self.client.to_device(request)
 
     async def _on_room_key(self, event: RoomKeyEvent | ForwardedRoomKeyEvent) -> None:
         """A key arrived: answer the messages that were waiting for it."""

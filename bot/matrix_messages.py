@@ -39,7 +39,8 @@ def strip_reply_fallback(body: str) -> str:
 
 def _pills(formatted: str, user_id: str) -> list[str]:
     """The link texts of the pills (matrix.to links) that point at ``user_id``."""
-    return [html.unescape(_TAG.sub("", text)) for target, text in _PILL.findall(formatted) if unquote(target) == user_id]
+    pills = _PILL.findall(formatted)
+    return [html.unescape(_TAG.sub("", text)) for target, text in pills if unquote(target) == user_id]
 
 
 def _name_patterns(user_id: str, display_name: str | None) -> list[re.Pattern[str]]:
@@ -59,7 +60,8 @@ def _name_patterns(user_id: str, display_name: str | None) -> list[re.Pattern[st
 def read_message(content: dict, user_id: str, display_name: str | None) -> Incoming:
     """What a m.text message says to the bot, and whether it mentions the bot."""
     body = strip_reply_fallback(str(content.get("body") or ""))
-    formatted = _MX_REPLY.sub("", str(content.get("formatted_body") or "")) if content.get("format") == HTML_FORMAT else ""
+    formatted = str(content.get("formatted_body") or "") if content.get("format") == HTML_FORMAT else ""
+    formatted = _MX_REPLY.sub("", formatted)
     mentions = content.get("m.mentions") or {}
     mentioned = user_id in (mentions.get("user_ids") or [])
     pills = _pills(formatted, user_id)

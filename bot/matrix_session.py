@@ -121,7 +121,9 @@ def _check_values(config: MatrixConfig) -> None:
     ):
         for value in getattr(config, key):
             if not (value.startswith(sigil) and ":" in value):
-                raise MatrixStartupError(f"config key matrix.{key}: {value!r} is not a full id. Write ids like {example}.")
+                raise MatrixStartupError(
+                    f"config key matrix.{key}: {value!r} is not a full id. Write ids like {example}."
+                )
 
 
 def _check_store(data_dir: Path, stored: StoredSession) -> None:
