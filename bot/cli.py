@@ -124,8 +124,9 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         from bot.telegram_bot import check_config, run
     else:
         from bot.matrix_bot import check_config, run
-    check_config(config)
-    run(config, open_bron(args, config), data_dir_of(args, config))
+    data_dir = data_dir_of(args, config)
+    check_config(config, data_dir)
+    run(config, open_bron(args, config), data_dir)
     return 0
 
 

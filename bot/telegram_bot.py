@@ -310,7 +310,7 @@ def ingest_line(report: IngestReport, lang: str) -> str:
     return t("ingest_unchanged", lang)
 
 
-def check_config(config: Config) -> None:
+def check_config(config: Config, data_dir: Path | None = None) -> None:
     """Stop start-up early, before the index loads, when the bot cannot run."""
     if not config.telegram.token:
         raise ConfigError(

@@ -71,6 +71,12 @@ MESSAGES: dict[str, dict[str, str]] = {
     "ingest_updated": {"nl": "Bijgewerkt: {title}", "en": "Updated: {title}"},
     "ingest_unchanged": {"nl": "Dit artikel stond er al in, ongewijzigd.", "en": "This article was already indexed, unchanged."},
     "ingest_skipped": {"nl": "Niet toegevoegd: {why}", "en": "Not added: {why}"},
+    "matrix_undecryptable": {
+        "nl": "Ik kan een versleuteld bericht in deze kamer niet lezen: de sleutel ervan is niet met mij "
+        "gedeeld. Stuur je vraag opnieuw; als dat niet helpt, verlaat de kamer en nodig me opnieuw uit.",
+        "en": "I cannot read an encrypted message in this room: its key was not shared with me. Please send "
+        "your question again; if that does not help, leave the room and invite me again.",
+    },
     "button_summary": {"nl": "Samenvatting", "en": "Summary"},
     "button_source": {"nl": "Bron", "en": "Source"},
     "button_prev": {"nl": "« Vorige", "en": "« Previous"},

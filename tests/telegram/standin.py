@@ -347,6 +347,19 @@ class BotApiStandIn:
             got = [s.text[:80] for s in self.sent if s.chat_id == chat_id]
             raise AssertionError(f"expected {count} message(s) to chat {chat_id} after {after}, got {got}") from None
 
+    async def wait_until(self, chat_id: int, done: Callable[[list[Sent]], bool], timeout: float = 30.0) -> list[Sent]:
+        """The bot's messages to ``chat_id`` once ``done`` says they are complete."""
+        async def complete() -> list[Sent]:
+            async with self._changed:
+                while not done(mine := self.sent_to(chat_id)):
+                    await self._changed.wait()
+                return mine
+
+        try:
+            return await asyncio.wait_for(complete(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"chat {chat_id} never got the expected messages: {self.sent_to(chat_id)}") from None
+
     def sent_to(self, chat_id: int) -> list[Sent]:
         """Everything the bot has sent to ``chat_id`` so far."""
         return [s for s in self.sent if s.chat_id == chat_id]

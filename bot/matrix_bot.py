@@ -1,0 +1,413 @@
+"""The Matrix front end: a thin matrix-nio adapter around the answering core.
+
+``bron serve matrix`` calls :func:`run`. The bot logs in once and then reuses its stored device
+(see :mod:`bot.matrix_session`), answers every message in a direct room and, in group rooms,
+messages that mention it or start with a command. Replies are ``m.notice`` events (bots ignore
+notices, so two bots never talk in circles) sent as replies to the question. Encrypted rooms work
+the same; keys live in the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    EncryptionError,
+    ForwardedRoomKeyEvent,
+    InviteMemberEvent,
+    JoinResponse,
+    LocalProtocolError,
+    MatrixRoom,
+    MegolmEvent,
+    RoomKeyEvent,
+    RoomMessageText,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+)
+
+from bot.chat import parse_command
+from bot.config import Config
+from bot.core import Bron
+from bot.matrix_messages import Incoming, is_edit, notice, read_message
+from bot.matrix_replies import Pair, Replier
+from bot.matrix_session import MatrixStartupError, StoredSession, load_session, login, save_session, store_path
+from bot.matrix_session import check_config as check_login_config
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 30_000
+# The first sync only brings the bot up to date: full room state (after a restart the client knows
+# no members, so every room would look like a direct chat), one timeline event per room, never answered.
+FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}}
+SEND_ATTEMPTS = 6
+
+
+class Backoff:
+    """Exponential wait between retries: ``first``, doubled after each failure, at most ``most``."""
+
+    def __init__(self, first: float = 0.5, most: float = 60.0) -> None:
+        self.first, self.most = first, most
+        self.delay = first
+        self.failures = 0
+
+    async def wait(self) -> None:
+        """Sleep for the current delay and double it for next time."""
+        self.failures += 1
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.most)
+
+    def reset(self) -> None:
+        """Back to the first delay after a success."""
+        self.delay, self.failures = self.first, 0
+
+
+class MatrixBot:
+    """One Matrix account answering questions with one :class:`Bron`."""
+
+    def __init__(
+        self,
+        config: Config,
+        bron: Bron,
+        data_dir: Path,
+        *,
+        backoff: tuple[float, float] = (0.5, 60.0),
+        key_wait: float = 20.0,
+        poll_ms: int = POLL_MS,
+        clock_margin: float = 60.0,
+    ) -> None:
+        """``backoff`` is the (first, longest) wait between reconnects; ``key_wait`` how long a missing
+        room key may take to arrive; ``clock_margin`` how far the homeserver's clock may lag ours."""
+        self.config = config.matrix
+        self.data_dir = Path(data_dir)
+        self.replier = Replier(bron, self.config.command_prefix, self.config.articles_per_page)
+        self.backoff = backoff
+        self.key_wait = key_wait
+        self.poll_ms = poll_ms
+        self.encryption = self.config.encryption
+        store = store_path(self.data_dir)
+        # Keys and the access token live here: owner only.
+        store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store.mkdir(exist_ok=True, mode=0o700)
+        self.client = AsyncClient(
+            self.config.homeserver,
+            self.config.user_id,
+            store_path=str(store),
+            config=AsyncClientConfig(
+                # Failures surface at once; the sync loop below retries with its own backoff.
+                max_timeouts=0,
+                encryption_enabled=self.encryption,
+                # nio keeps the sync token next to the keys too; session.json is the copy we read,
+                # as it also exists without encryption.
+                store_sync_tokens=self.encryption,
+            ),
+        )
+        self.session: StoredSession | None = None
+        self.live = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._crypto_lock = asyncio.Lock()
+        self._invites_seen: set[str] = set()
+        self._undecryptable: dict[str, list[tuple[MatrixRoom, MegolmEvent]]] = defaultdict(list)
+        self._told_unreadable: set[str] = set()
+        self._stopping = False
+        # A room the bot joins shows it some history: messages from before the bot started are not
+        # for it. Timestamps are the homeserver's, hence the margin for a clock a little behind ours.
+        self._answer_after_ms = int((time.time() - clock_margin) * 1000)
+        self.client.add_event_callback(self._on_text, RoomMessageText)
+        self.client.add_event_callback(self._on_undecryptable, MegolmEvent)
+        self.client.add_event_callback(self._on_invite, InviteMemberEvent)
+        self.client.add_to_device_callback(self._on_room_key, (RoomKeyEvent, ForwardedRoomKeyEvent))
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in (or reuse the stored device), retrying while the homeserver is unreachable."""
+        backoff = Backoff(*self.backoff)
+        while True:
+            try:
+                self.session = await login(self.client, self.config, self.data_dir, self.encryption)
+                return
+            except MatrixStartupError:
+                raise
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("matrix: homeserver %s unreachable at login (%s); retrying in %.1fs",
+                            self.config.homeserver, exc, backoff.delay)
+                await backoff.wait()
+
+    async def run_forever(self) -> None:
+        """Sync until :meth:`close`; reconnects with exponential backoff when the homeserver goes away."""
+        assert self.session is not None, "call start() first"
+        backoff = Backoff(*self.backoff)
+        while not self._stopping:
+            first = not self.live.is_set()
+            try:
+                response = await self.client.sync(
+                    timeout=0 if first else self.poll_ms,
+                    since=self.session.next_batch or None,
+                    sync_filter=FIRST_SYNC_FILTER if first else None,
+                    full_state=first,
+                )
+                if isinstance(response, SyncError):
+                    self._raise_if_fatal(response)
+                    raise ConnectionError(f"sync error {response.status_code}: {response.message}")
+                await self._after_sync(response)
+            except (asyncio.CancelledError, MatrixStartupError):
+                raise
+            except Exception as exc:  # network, server and decoding errors: keep going
+                log.warning("matrix: sync failed (%s); retry %d in %.1fs", exc or type(exc).__name__,
+                            backoff.failures + 1, backoff.delay)
+                await backoff.wait()
+                continue
+            if backoff.failures:
+                log.warning("matrix: sync works again after %d failed attempts", backoff.failures)
+            backoff.reset()
+            if first:
+                self.live.set()
+                log.info("matrix: up to date, answering from now on")
+
+    async def close(self) -> None:
+        """Stop syncing, finish nothing more, and close the HTTP session."""
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+
+    def _raise_if_fatal(self, response: SyncError) -> None:
+        if response.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+            raise MatrixStartupError(
+                f"the homeserver no longer accepts the bot's access token ({response.message}): the device was "
+                f"logged out. Delete {self.data_dir / 'matrix'} and start again to log in as a new device."
+            )
+
+    async def _after_sync(self, response: SyncResponse) -> None:
+        """Remember the sync token and do the key bookkeeping encryption needs between syncs."""
+        self.session.next_batch = response.next_batch
+        save_session(self.data_dir, self.session)
+        if self.client.olm is None:
+            return
+        async with self._crypto_lock:
+            await self.client.send_to_device_messages()
+            if self.client.should_upload_keys:
+                await self.client.keys_upload()
+            if self.client.should_query_keys:
+                await self.client.keys_query()
+            if self.client.should_claim_keys:
+                await self.client.keys_claim(self.client.get_users_for_key_claiming())
+
+    def _spawn(self, coro) -> None:
+        """Run ``coro`` beside the sync loop; keep a reference so it is not collected mid-way."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("matrix: handling an event failed", exc_info=task.exception())
+
+    # -- who may use the bot -------------------------------------------------------------------
+
+    def allowed(self, user_id: str, room_id: str) -> bool:
+        """Empty allowlists let everyone in; otherwise the user or the room must be listed."""
+        users, rooms = self.config.allowed_users, self.config.allowed_rooms
+        return (not users and not rooms) or user_id in users or room_id in rooms
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key != self.client.user_id or event.membership != "invite":
+            return
+        if room.room_id in self._invites_seen:
+            return
+        self._invites_seen.add(room.room_id)
+        if self.allowed(event.sender, room.room_id):
+            log.info("matrix: joining %s, invited by %s", room.room_id, event.sender)
+            self._spawn(self._join(room.room_id))
+        else:
+            log.info("matrix: refusing the invite to %s from %s (not on the allowlist)", room.room_id, event.sender)
+            self._spawn(self.client.room_leave(room.room_id))
+
+    async def _join(self, room_id: str) -> None:
+        try:
+            response = await self.client.join(room_id)
+        except Exception as exc:
+            response = exc
+        if not isinstance(response, JoinResponse):
+            # The invite stays pending on the server and comes again with a later sync: retry then.
+            log.warning("matrix: joining %s failed (%s); will retry", room_id, response)
+            self._invites_seen.discard(room_id)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def _is_new(self, event) -> bool:
+        """Sent while the bot runs: not from the first sync, not history shown on joining a room."""
+        return self.live.is_set() and event.server_timestamp >= self._answer_after_ms
+
+    async def _on_text(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if not self._is_new(event) or event.sender == self.client.user_id:
+            return
+        content = (event.source or {}).get("content") or {}
+        if is_edit(content) or not self.allowed(event.sender, room.room_id):
+            return
+        self._spawn(self._answer(room, event, content))
+
+    def _read(self, room: MatrixRoom, content: dict) -> Incoming:
+        me = self.client.user_id
+        member = room.users.get(me)
+        return read_message(content, me, member.display_name if member else None)
+
+    async def _answer(self, room: MatrixRoom, event: RoomMessageText, content: dict) -> None:
+        """Answer one message if it is for the bot; one room's messages are answered in order."""
+        async with self._room_locks[room.room_id]:
+            incoming = self._read(room, content)
+            command, arg = parse_command(incoming.text, self.config.command_prefix)
+            direct = room.member_count <= 2
+            if command is None and not (direct or incoming.mentioned):
+                return
+            log.info("matrix: %s in %s", command or "question", room.room_id)
+            parts = await self.replier.reply(room.room_id, command, arg)
+            await self._send_parts(room, event.event_id, event.sender, parts)
+
+    async def _send_parts(self, room: MatrixRoom, reply_to: str, asker: str, parts: list[Pair]) -> None:
+        for html_body, text_body in parts:
+            await self.send(room, notice(html_body, text_body, reply_to, asker))
+
+    async def send(self, room: MatrixRoom, content: dict) -> str | None:
+        """Send one event, encrypted in encrypted rooms, retrying while the homeserver is away.
+
+        The transaction id stays the same across retries, so the homeserver drops duplicates.
+        """
+        tx_id = str(uuid.uuid4())
+        backoff = Backoff(*self.backoff)
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                async with self._crypto_lock:
+                    await self._prepare_encryption(room)
+                    response = await self.client.room_send(
+                        room.room_id, "m.room.message", content, tx_id=tx_id,
+                        ignore_unverified_devices=self.config.trust == "tofu",
+                    )
+                if isinstance(response, RoomSendResponse):
+                    return response.event_id
+                log.warning("matrix: sending to %s failed: %s", room.room_id, response)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("matrix: sending to %s failed (%s), attempt %d", room.room_id, exc, attempt + 1)
+            await backoff.wait()
+        log.error("matrix: gave up sending a reply to %s", room.room_id)
+        return None
+
+    async def _prepare_encryption(self, room: MatrixRoom) -> None:
+        """Know every member's devices before sharing a room key, and apply the trust setting."""
+        if self.client.olm is None or not room.encrypted:
+            return
+        if self.client.should_query_keys:
+            await self.client.keys_query()
+        if self.config.trust == "allowlist":
+            self._trust_allowlist(room)
+
+    def _trust_allowlist(self, room: MatrixRoom) -> None:
+        """Verify the devices of allowed users (and our own), blacklist every other device in the room.
+
+        Blacklisted devices get no room key, so they cannot read the bot's replies.
+        """
+        trusted = set(self.config.allowed_users) | {self.client.user_id}
+        for user_id in room.users:
+            for device in self.client.device_store.active_user_devices(user_id):
+                if user_id in trusted:
+                    if device.blacklisted:
+                        self.client.unblacklist_device(device)
+                    if not device.verified:
+                        self.client.verify_device(device)
+                elif not device.blacklisted:
+                    self.client.blacklist_device(device)
+
+    # -- messages the bot cannot decrypt -------------------------------------------------------
+
+    async def _on_undecryptable(self, room: MatrixRoom, event: MegolmEvent) -> None:
+        """Ask for the missing room key; say once per room if it never comes."""
+        if not self._is_new(event) or event.sender == self.client.user_id:
+            return
+        if not self.allowed(event.sender, room.room_id):
+            return
+        log.info("matrix: cannot decrypt %s in %s yet, requesting the key", event.event_id, room.room_id)
+        self._undecryptable[event.session_id].append((room, event))
+        if self.client.olm is not None:
+            self._spawn(self._request_key(event))
+        self._spawn(self._give_up_later(event.session_id))
+
+    async def _request_key(self, event: MegolmEvent) -> None:
+        """Ask our own other devices (nio's default) and the sender's device for the room key."""
+        try:
+            await self.client.request_room_key(event)
+        except LocalProtocolError:
+            return  # already requested for this session
+        if event.device_id:
+            request = event.as_key_request(event.sender, self.client.device_id, device_id=event.device_id)
+            await self.client.to_device(request)
+
+    async def _on_room_key(self, event: RoomKeyEvent | ForwardedRoomKeyEvent) -> None:
+        """A key arrived: answer the messages that were waiting for it."""
+        for room, megolm in self._undecryptable.pop(event.session_id, []):
+            self._retry_decrypt(room, megolm)
+
+    def _retry_decrypt(self, room: MatrixRoom, megolm: MegolmEvent) -> bool:
+        if self.client.olm is None:
+            return False
+        try:
+            event = self.client.decrypt_event(megolm)
+        except EncryptionError:
+            return False
+        if isinstance(event, RoomMessageText):
+            self._spawn(self._on_text(room, event))
+        return True
+
+    async def _give_up_later(self, session_id: str) -> None:
+        await asyncio.sleep(self.key_wait)
+        for room, megolm in self._undecryptable.pop(session_id, []):
+            if self._retry_decrypt(room, megolm) or room.room_id in self._told_unreadable:
+                continue
+            self._told_unreadable.add(room.room_id)
+            log.warning("matrix: no key for %s in %s; telling the room", megolm.event_id, room.room_id)
+            html_body, text_body = self.replier.text(room.room_id, "matrix_undecryptable")
+            await self.send(room, notice(html_body, text_body, megolm.event_id, megolm.sender))
+
+
+async def serve(config: Config, bron: Bron, data_dir: Path) -> None:
+    """Run the bot until SIGINT or SIGTERM."""
+    bot = MatrixBot(config, bron, data_dir)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await bot.start()
+        syncing = asyncio.create_task(bot.run_forever())
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({syncing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (syncing, stopping):
+            task.cancel()
+        if syncing in done:
+            syncing.result()  # a fatal error (e.g. a revoked token) ends the bot with its message
+    finally:
+        await bot.close()
+
+
+def check_config(config: Config, data_dir: Path) -> None:
+    """Stop start-up early, before the index loads, on a bad matrix.* value or a missing login."""
+    check_login_config(config.matrix, load_session(data_dir))
+
+
+def run(config: Config, bron: Bron, data_dir: Path) -> None:
+    """Entry point of ``bron serve matrix``."""
+    asyncio.run(serve(config, bron, data_dir))
