@@ -42,6 +42,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Er zijn nog geen artikelen geïndexeerd.",
         "en": "No articles have been indexed yet.",
     },
+    "fetch_failed": {
+        "nl": "Ik kon {url} niet toevoegen: {reason}.",
+        "en": "I could not add {url}: {reason}.",
+    },
     "error": {
         "nl": "Sorry, er ging iets mis. Probeer het later opnieuw.",
         "en": "Sorry, something went wrong. Please try again later.",
