@@ -2,7 +2,7 @@
 
 Only the text layer is read: a scanned PDF without one is refused with a reason. pypdf returns one
 string per page with a line break at every visual line; paragraphs are rebuilt from line lengths
-(a line that ends a sentence well short of the page width ends its paragraph).
+(a line well short of the text width ends its paragraph).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from embeddings.documents import Document
 
 log = logging.getLogger(__name__)
 
-_SENTENCE_END = (".", "!", "?", ":", '"', "”", "’", "'", ")")
 _SHORT_LINE = 0.8
 
 
@@ -23,21 +22,19 @@ class PdfError(Exception):
 
 
 def _paragraphs(page_text: str) -> list[str]:
+    """Paragraphs of one page: a line well short of the text width (a paragraph's last line, a
+    heading) ends one; a word hyphenated over two lines is joined."""
     lines = [" ".join(line.split()) for line in page_text.split("\n")]
-    width = max((len(line) for line in lines), default=0)
+    lengths = sorted(len(line) for line in lines if line)
+    # The text width: the longest line, or on a full page the 90th percentile (robust to one overlong line).
+    width = lengths[int(0.9 * (len(lengths) - 1))] if len(lengths) >= 10 else max(lengths, default=0)
     paragraphs: list[str] = []
     current = ""
     for line in lines:
-        if not line:
-            if current:
-                paragraphs.append(current)
-            current = ""
-            continue
-        if current.endswith("-") and line[:1].islower():
-            current += line  # a word split over two lines
-        else:
-            current = f"{current} {line}".strip()
-        if line.endswith(_SENTENCE_END) and len(line) < _SHORT_LINE * width:
+        if line:
+            joined = current.endswith("-") and line[:1].islower()
+            current = current + line if joined else f"{current} {line}".strip()
+        if current and (not line or len(line) < _SHORT_LINE * width):
             paragraphs.append(current)
             current = ""
     if current:

@@ -146,8 +146,8 @@ class WebSources:
         snapshot = self.library.snapshot
         known_keys = {a.key for a in snapshot.articles.values()}
         known_text = {text_fingerprint(a.text): a for a in snapshot.articles.values()}
-        batch_text: dict[str, str] = {}
-        batch_keys: dict[str, str] = {}
+        batch_text: dict[str, str] = {}  # fingerprint -> key
+        batch_keys: dict[str, tuple[str, str]] = {}  # key -> (url, fingerprint)
         docs: list[Document] = []
         skipped: list[tuple[str, str]] = []
         duplicates: dict[str, int] = {}
@@ -155,21 +155,21 @@ class WebSources:
             if page.doc is None:
                 skipped.append((page.url, page.reason or "unknown error"))
                 continue
-            fingerprint = text_fingerprint(page.doc.text)
+            key, fingerprint = page.doc.key, text_fingerprint(page.doc.text)
             same = known_text.get(fingerprint)
-            if same is not None and same.key != page.doc.key and page.doc.key not in known_keys:
+            if same is not None and same.key != key and key not in known_keys:
                 duplicates[page.url] = same.id
                 skipped.append((page.url, f"same text as article {same.id} ({same.url or same.title}), already indexed"))
                 continue
-            first = batch_text.setdefault(fingerprint, page.doc.key)
-            if first != page.doc.key:
-                skipped.append((page.url, f"same text as {first} in this batch"))
+            if key in batch_keys:
+                first_url, first_fingerprint = batch_keys[key]
+                if first_fingerprint != fingerprint:
+                    skipped.append((page.url, f"names the same canonical URL as {first_url} with another text"))
+                continue  # the same article reached twice (e.g. with and without tracking parameters)
+            if batch_text.setdefault(fingerprint, key) != key:
+                skipped.append((page.url, f"same text as {batch_text[fingerprint]} in this batch"))
                 continue
-            claimed = batch_keys.setdefault(page.doc.key, page.url)
-            if claimed != page.url:
-                # Two pages name the same canonical URL with different texts: keep the first.
-                skipped.append((page.url, f"names the same canonical URL as {claimed} with another text"))
-                continue
+            batch_keys[key] = (page.url, fingerprint)
             docs.append(page.doc)
         return docs, skipped, duplicates
 
