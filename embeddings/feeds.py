@@ -84,12 +84,13 @@ def parse_feed(body: bytes, content_type: str = "") -> tuple[str, list[Entry]]:
             Entry(
                 ident=str(item.get("id") or link),
                 link=link,
-                stamp=str(item.get("updated") or item.get("published") or ""),
+                # dict.get: feedparser's own get() maps a missing "updated" to "published" with a warning
+                stamp=str(dict.get(item, "updated") or dict.get(item, "published") or ""),
                 hints={
                     k: v
                     for k, v in {
                         "title": " ".join(str(item.get("title", "")).split()),
-                        "date": _date(item.get("published_parsed") or item.get("updated_parsed")),
+                        "date": _date(dict.get(item, "published_parsed") or dict.get(item, "updated_parsed")),
                         "author": str(item.get("author", "")),
                         "outlet": title,
                     }.items()
@@ -223,14 +224,18 @@ class Feeds:
                 fresh, seen = self._new_entries(url, state)
                 result.seen_before += seen
                 for entry in fresh:
-                    wanted.setdefault(entry.link, entry)
-                    sources.setdefault(entry.link, []).append((url, entry))
+                    # One fetch per article, however many feeds (or tracking parameters) link to it.
+                    page = clean_url(entry.link)
+                    wanted.setdefault(page, entry)
+                    sources.setdefault(page, []).append((url, entry))
             result.fetched = len(wanted)
-            web = self.pages.ingest_urls(list(wanted), progress=progress, hints={k: e.hints for k, e in wanted.items()})
+            links = [e.link for e in wanted.values()]
+            web = self.pages.ingest_urls(links, progress=progress, hints={e.link: e.hints for e in wanted.values()})
             result.report = web.report
-            for link, pairs in sources.items():
+            for page, pairs in sources.items():
+                article_id = web.article_ids.get(wanted[page].link)
                 for feed_url, entry in pairs:
-                    self._record(state["feeds"][feed_url].setdefault("items", {}), entry, web.article_ids.get(link))
+                    self._record(state["feeds"][feed_url].setdefault("items", {}), entry, article_id)
             result.feeds = [self._info(url, state) for url in self.urls()]
         result.report.skipped += [(info.url, info.last_error) for info in result.feeds if info.last_error]
         return result

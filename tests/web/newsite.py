@@ -70,7 +70,8 @@ class Site:
 
     def article(self, ident: str) -> dict:
         """The article as currently served (with any override applied)."""
-        return {**self.articles[ident], **self.overrides.get(ident, {})}
+        gone = {"title": f"Artikel {ident}", "text": "Dit artikel is verwijderd.", "source": "", "date": None, "language": "nl"}
+        return {**self.articles.get(ident, gone), **self.overrides.get(ident, {})}
 
     def url(self, path: str) -> str:
         return self.base + path
