@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from newsite import NewsSite, Site, load_articles
+from web.newsite import NewsSite, Site, load_articles
 
 # Short limits so the fault routes fail fast: the slow page answers after 4 s, the huge one is 8 MB.
 FAST_FETCH = {"fetch_timeout": 1, "fetch_max_bytes": 1_000_000, "fetch_concurrency": 3}

@@ -13,7 +13,7 @@ import bot.cli as cli
 from bot.core import Bron
 from bot.errors import FetchFailed
 from embeddings.feeds import FeedError, poll, poll_every
-from newsite import Site
+from web.newsite import Site
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import pytest
 
 from embeddings.fetch import Fetcher, FetchSettings
 from embeddings.web import read_page
-from newsite import COOKIE_TEXT, FOOTER_TEXT, NAV, Site
+from web.newsite import COOKIE_TEXT, FOOTER_TEXT, NAV, Site
 
 FAST = FetchSettings(user_agent="Bron/9.9 (+https://example.org/bron)", timeout=1, max_bytes=1_000_000, concurrency=3)
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.core import Bron
 from bot.errors import FetchFailed, UnknownArticle
-from newsite import Site
+from web.newsite import Site
 
 SEED_QUESTION = "Waar verbleef een van de daders?"
 
