@@ -68,6 +68,12 @@ def _page_language(tree) -> str:
     return declared.strip()[:2].lower()
 
 
+def _site_name(tree) -> str:
+    """og:site_name as the page spells it (trafilatura title-cases names like "de Volkskrant")."""
+    found = tree.xpath('//meta[@property="og:site_name"]/@content')
+    return " ".join(found[0].split()) if found else ""
+
+
 def _paragraphs(text: str) -> str:
     """trafilatura puts one block per line; the index expects blank lines between paragraphs."""
     lines = (" ".join(line.split()) for line in text.split("\n"))
@@ -86,7 +92,7 @@ def extract_article(markup: str | bytes, url: str, hints: dict[str, str] | None 
     tree = trafilatura.load_html(markup)
     if tree is None:
         raise ExtractError("the page is not readable HTML")
-    language = _page_language(tree)
+    language, site_name = _page_language(tree), _site_name(tree)
     found = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -106,7 +112,7 @@ def extract_article(markup: str | bytes, url: str, hints: dict[str, str] | None 
         key=canonical,
         title=title,
         text=text,
-        outlet=found.sitename or hints.get("outlet") or urlsplit(canonical).hostname,
+        outlet=site_name or found.sitename or hints.get("outlet") or urlsplit(canonical).hostname,
         date=found.date or hints.get("date"),
         url=canonical,
         language=language or detect_language(text),

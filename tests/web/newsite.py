@@ -46,8 +46,18 @@ def load_articles() -> dict[str, dict]:
     return {row["id"]: row for row in rows}
 
 
-def _is_heading(paragraph: str) -> bool:
+def _short(paragraph: str) -> bool:
     return len(paragraph) < 80 and not paragraph.rstrip().endswith((".", "!", "?", ":", '"', "”", "'"))
+
+
+def _body_html(text: str) -> str:
+    """Paragraphs as <p>; a short unpunctuated line that introduces a real paragraph as <h2>."""
+    paras = text.split("\n\n")
+    out = []
+    for i, p in enumerate(paras):
+        heading = _short(p) and i + 1 < len(paras) and not _short(paras[i + 1])
+        out.append(f"<h2>{html.escape(p)}</h2>" if heading else f"<p>{html.escape(p)}</p>")
+    return "\n".join(out)
 
 
 def _lead(text: str) -> str:
@@ -98,9 +108,7 @@ class Site:
         canon = self.page_url(ident)
         date = a.get("date")
         author = f"Redactie {outlet}"
-        body = "\n".join(
-            f"<h2>{e(p)}</h2>" if _is_heading(p) else f"<p>{e(p)}</p>" for p in a["text"].split("\n\n")
-        )
+        body = _body_html(a["text"])
         others = [k for k in self.articles if k != ident][int(ident[1:]) % 70 :][:3]
         teasers = "\n".join(
             f'<li class="teaser"><a href="/news/{k}.html"><h3>{e(self.articles[k]["title"])}</h3>'

@@ -47,6 +47,17 @@ def test_page_becomes_its_article_without_site_chrome(fetcher: Fetcher, site: Si
     assert doc.extra.get("author") == f"Redactie {source['source']}"
 
 
+def test_every_newsqa_page_yields_exactly_its_article(fetcher: Fetcher, site: Site) -> None:
+    results = fetcher.map(lambda ident: (ident, read_page(fetcher, site.page_url(ident))), list(site.articles))
+    wrong = []
+    for ident, result in results:
+        source, doc = site.articles[ident], result.doc
+        got = (_words(doc.text), doc.title, doc.outlet, doc.date, doc.language) if doc else result.reason
+        if got != (_words(source["text"]), source["title"], source["source"], source["date"], source["language"]):
+            wrong.append(ident)
+    assert not wrong, f"pages whose text or metadata differ from the source: {wrong}"
+
+
 def test_redirect_is_followed_to_the_article(fetcher: Fetcher, site: Site) -> None:
     doc = read_page(fetcher, site.url("/go/d017")).doc
     assert doc is not None and doc.key == site.page_url("d017") and doc.date == "2017-09-13"
