@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from bot.core import Bron
 from bot.errors import BronError
-from bot.render import Format, render_answer, render_articles, render_error, render_sources, render_summary
+from bot.render import Format, render_added, render_answer, render_articles, render_error, render_sources, render_summary
 from bot.texts import t
 from embeddings.language import detect_language
 
-COMMANDS = ("ask", "summary", "source", "articles", "help", "start")
+COMMANDS = ("ask", "summary", "source", "articles", "add", "help", "start")
 
 
 def parse_command(line: str, prefix: str) -> tuple[str | None, str]:
@@ -62,4 +62,9 @@ class ChatSession:
         if command == "articles":
             page = int(arg) if arg.isdigit() else 1
             return render_articles(self.bron.articles(page), lang, fmt, limit)
+        if command == "add":
+            # The terminal's user owns the index; the chat bots let only their admins add.
+            if not arg:
+                return [t("add_usage", lang, p=self.prefix)]
+            return [render_added(self.bron.add_url(arg), lang, fmt)]
         return [t("help", lang, p=self.prefix)]

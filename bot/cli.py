@@ -1,4 +1,4 @@
-"""The ``bron`` command: ask, chat, ingest, eval, articles, remove and serve."""
+"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove and serve."""
 
 from __future__ import annotations
 
@@ -81,16 +81,68 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
             _print(reply)
 
 
-def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
-    bron = open_bron(args, config)
-    report = bron.ingest([Path(p) for p in args.paths], progress=not args.quiet)
+def _print_report(report) -> None:
     print(
         f"added {len(report.added)}, updated {len(report.updated)}, removed {len(report.removed)}, "
         f"unchanged {report.unchanged}, skipped {len(report.skipped)}"
     )
     for where, why in report.skipped:
         print(f"  skipped {where}: {why}")
+
+
+def _merge_reports(first, second):
+    from bot.models import IngestReport
+
+    return IngestReport(
+        first.added + second.added, first.updated + second.updated, first.removed + second.removed,
+        first.unchanged + second.unchanged, first.skipped + second.skipped,
+    )
+
+
+def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
+    from bot.models import IngestReport
+    from embeddings.web import is_web_address
+
+    bron = open_bron(args, config)
+    urls = [p for p in args.paths if is_web_address(p)]
+    paths = [Path(p) for p in args.paths if not is_web_address(p)]
+    report = bron.ingest(paths, progress=not args.quiet) if paths else IngestReport()
+    if urls:
+        report = _merge_reports(report, bron.ingest_urls(urls, progress=not args.quiet))
+    _print_report(report)
     return 1 if report.skipped and not report.changed and not report.unchanged else 0
+
+
+def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
+    from bot.errors import FetchFailed
+    from embeddings.feeds import FeedError
+
+    bron = open_bron(args, config)
+    try:
+        if args.action == "add":
+            info = bron.add_feed(args.url)
+            print(f"added feed {info.url}" + (f" ({info.title})" if info.title else ""))
+        elif args.action == "remove":
+            if not bron.remove_feed(args.url):
+                print(f"bron: {args.url} is not in the feed list", file=sys.stderr)
+                return 1
+            print(f"removed feed {args.url} (its articles stay; `bron remove` drops an article)")
+        elif args.action == "list":
+            for f in bron.feeds():
+                where = "config" if f.from_config else "added"
+                status = f"error: {f.last_error}" if f.last_error else f"last poll {f.last_poll or 'never'}"
+                print(f"{f.url}\t{f.title or '-'}\t{where}\t{f.items_seen} articles\t{status}")
+        else:
+            poll = bron.poll_feeds(progress=not args.quiet)
+            print(f"polled {len(poll.feeds)} feeds: {poll.fetched} new or changed items, {poll.seen_before} seen before")
+            _print_report(poll.report)
+    except FetchFailed as err:
+        print(f"bron: {err.params['url']}: {err.params['reason']}", file=sys.stderr)
+        return 1
+    except FeedError as err:
+        print(f"bron: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_articles(args: argparse.Namespace, config: Config) -> int:
@@ -142,9 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="+")
     p.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="interactive session with the chat commands").set_defaults(func=cmd_chat)
-    p = sub.add_parser("ingest", help="add or update article files (.txt .md .html .jsonl) or folders")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser("ingest", help="add or update article files (.txt .md .html .jsonl .pdf), folders or web pages (URLs)")
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
     p.set_defaults(func=cmd_ingest)
+    p = sub.add_parser("feeds", help="RSS/Atom feeds: add, list, remove, poll")
+    feeds = p.add_subparsers(dest="action", required=True)
+    for action, text in (("add", "check and add a feed"), ("remove", "stop polling a feed")):
+        q = feeds.add_parser(action, help=text)
+        q.add_argument("url")
+    feeds.add_parser("list", help="list the feeds and their status")
+    feeds.add_parser("poll", help="fetch the feeds and ingest their new and changed articles")
+    p.set_defaults(func=cmd_feeds)
     sub.add_parser("articles", help="list indexed articles").set_defaults(func=cmd_articles)
     p = sub.add_parser("remove", help="remove an article by number or title words")
     p.add_argument("ref")

@@ -123,6 +123,28 @@ class MatrixConfig:
 
 
 @dataclass
+class FetchConfig:
+    # Empty: "Bron/<version> (+<project URL>)". Keep the word Bron first: robots.txt rules match it.
+    user_agent: str = ""
+    # Seconds for a whole request (connect, headers and body).
+    timeout: float = 15.0
+    # Pages larger than this are not read past the limit and skipped.
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    respect_robots: bool = True
+    # Requests in flight at once.
+    concurrency: int = 4
+
+
+@dataclass
+class FeedsConfig:
+    # RSS/Atom feeds polled by `bron feeds poll` (and by the bots), besides those added with `bron feeds add`.
+    urls: list[str] = field(default_factory=list)
+    # How often a bot polls the feeds; 0 = only on demand.
+    poll_minutes: int = 60
+
+
+@dataclass
 class LoggingConfig:
     level: str = "WARNING"
     format: str = "text"
@@ -139,6 +161,8 @@ class Config:
     summary: SummaryConfig = field(default_factory=SummaryConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     matrix: MatrixConfig = field(default_factory=MatrixConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # Directory of the config file, for resolving relative paths.
     base_dir: str = "."
@@ -161,6 +185,7 @@ POSITIVE = {
     "answer.max_question_chars", "embeddings.batch_size", "telegram.rate_limit.messages",
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
+    "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
 }
 
 
@@ -264,6 +289,14 @@ def _validate(config: Config) -> None:
     for key in POSITIVE:
         if _lookup(config, key) <= 0:
             raise ConfigError(f"config key {key}: must be greater than 0. Fix it in config.yaml.")
+    for key in ("fetch.max_redirects", "feeds.poll_minutes"):
+        if _lookup(config, key) < 0:
+            raise ConfigError(f"config key {key}: must be 0 or more. Fix it in config.yaml.")
+    for url in config.feeds.urls:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"config key feeds.urls: {url!r} is not a web address; list feed URLs starting with http:// or https://."
+            )
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "

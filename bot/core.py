@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.config import Config
-from bot.errors import EmptyCorpus, EmptyQuestion, NoPreviousAnswer, QuestionTooLong, UnknownArticle
-from bot.models import Answer, ArticleInfo, ArticlePage, IngestReport, Sources, Summary
+from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
+from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, PollReport, Sources, Summary
 from embeddings.language import detect_language
 from embeddings.library import Library
 from embeddings.summarize import summarize_article
@@ -34,6 +34,7 @@ class Bron:
         self.library = library
         self._last: OrderedDict[str, list[int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._web = None
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, progress: bool = False, encoders: list | None = None) -> Bron:
@@ -110,6 +111,56 @@ class Bron:
         article = self.find_article(ref)
         self.library.remove([article.id])
         return article
+
+    # -- articles from the web ---------------------------------------------------------------
+
+    @property
+    def web(self):
+        """Fetching and feeds (:class:`embeddings.feeds.Feeds`; ``.web`` fetches pages), made on first use."""
+        with self._lock:
+            if self._web is None:
+                from embeddings.feeds import Feeds
+                from embeddings.fetch import FetchSettings
+                from embeddings.web import WebSources
+
+                pages = WebSources(self.library, FetchSettings.from_config(self.config.fetch))
+                self._web = Feeds(pages, self.library.data_dir, self.config.feeds.urls)
+            return self._web
+
+    def ingest_urls(self, urls: Sequence[str], progress: bool = False) -> IngestReport:
+        """Fetch web pages (HTML or PDF) and add or update their articles; failures are skipped with a reason."""
+        return self.web.pages.ingest_urls(list(urls), progress=progress).report
+
+    def add_url(self, url: str) -> AddedArticle:
+        """Add one web page (the bots' /add URL); raises :class:`FetchFailed` with the reason if it cannot."""
+        result = self.web.pages.ingest_urls([url])
+        article_id = result.article_ids.get(url.strip())
+        article = self.library.article(article_id) if article_id is not None else None
+        if article is None:
+            reason = result.report.skipped[0][1] if result.report.skipped else "no article found"
+            raise FetchFailed(url=url, reason=reason)
+        return AddedArticle(article, result.status[url.strip()])
+
+    def poll_feeds(self, progress: bool = False) -> PollReport:
+        """Fetch every feed and ingest its new and changed items."""
+        return self.web.poll(progress)
+
+    def feeds(self) -> list[FeedInfo]:
+        """The polled feeds: from config.yaml and added ones."""
+        return self.web.status()
+
+    def add_feed(self, url: str) -> FeedInfo:
+        """Check that ``url`` is an RSS/Atom feed and poll it from now on; raises FetchFailed if not."""
+        from embeddings.feeds import FeedError
+
+        try:
+            return self.web.add(url)
+        except FeedError as err:
+            raise FetchFailed(url=url, reason=str(err)) from None
+
+    def remove_feed(self, url: str) -> bool:
+        """Stop polling an added feed (its articles stay); False if it was not in the list."""
+        return self.web.remove(url)
 
     def find_article(self, ref: str) -> ArticleInfo:
         """The article whose number is ``ref``, or whose title contains all of ``ref``'s words."""

@@ -33,5 +33,11 @@ class EmptyCorpus(BronError):
     key = "empty_corpus"
 
 
+class FetchFailed(BronError):
+    """A web page that could not be added; ``reason`` says why (timeout, HTTP 404, robots.txt, ...)."""
+
+    key = "fetch_failed"
+
+
 class ConfigError(Exception):
     """A bad configuration value; the message names the key and the fix."""

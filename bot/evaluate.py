@@ -68,29 +68,35 @@ def evaluate(folder: Path, config: Config, work_dir: Path | None = None) -> dict
         start = time.perf_counter()
         library.ingest([folder / "articles.jsonl"])
         ingest_s = time.perf_counter() - start
-        bron = Bron(config, library)
         keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
-        for q in questions[:3]:  # warm-up: first calls pay one-off costs
-            bron.answer(q["question"], "eval")
-        answerable, unanswerable, latencies, quote_chars = [], [], [], []
-        for q in questions:
-            start = time.perf_counter()
-            answer = bron.answer(q["question"], "eval")
-            latencies.append((time.perf_counter() - start) * 1000)
-            if q["article_id"] is None:
-                unanswerable.append(answer.abstained)
-                continue
-            passages, _ = library.rank(q["question"], answer.language, 10)
-            e, a = _first_hit(passages, keys, q)
-            answerable.append({"e": e, "a": a, "lang": q["language"], "abstained": answer.abstained})
-            quote_chars += [len(p.text) for p in passages[:3]]
+        result = score(library, config, questions, keys)
+    result["ingest_s"] = round(ingest_s, 4)
+    return result
+
+
+def score(library: Library, config: Config, questions: list[dict], keys: dict[int, str]) -> dict[str, float]:
+    """Ask every question of an ingested library; ``keys`` maps article ids to the set's article ids."""
+    bron = Bron(config, library)
+    for q in questions[:3]:  # warm-up: first calls pay one-off costs
+        bron.answer(q["question"], "eval")
+    answerable, unanswerable, latencies, quote_chars = [], [], [], []
+    for q in questions:
+        start = time.perf_counter()
+        answer = bron.answer(q["question"], "eval")
+        latencies.append((time.perf_counter() - start) * 1000)
+        if q["article_id"] is None:
+            unanswerable.append(answer.abstained)
+            continue
+        passages, _ = library.rank(q["question"], answer.language, 10)
+        e, a = _first_hit(passages, keys, q)
+        answerable.append({"e": e, "a": a, "lang": q["language"], "abstained": answer.abstained})
+        quote_chars += [len(p.text) for p in passages[:3]]
     result = _score(answerable)
     for lang in ("nl", "en"):
         result.update({k: v for k, v in _score([r for r in answerable if r["lang"] == lang], suffix=f"_{lang}").items() if "@3" in k})
     result["abstain_rate"] = sum(unanswerable) / (len(unanswerable) or 1)
     result["false_abstain_rate"] = sum(r["abstained"] for r in answerable) / (len(answerable) or 1)
     result["quote_chars_mean"] = statistics.fmean(quote_chars) if quote_chars else 0.0
-    result["ingest_s"] = ingest_s
     result["query_ms_p50"] = _percentile(latencies, 0.5)
     result["query_ms_p95"] = _percentile(latencies, 0.95)
     result["questions"] = len(questions)

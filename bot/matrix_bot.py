@@ -42,6 +42,7 @@ from bot.matrix_messages import Incoming, is_edit, notice, read_message
 from bot.matrix_replies import Pair, Replier
 from bot.matrix_session import MatrixStartupError, StoredSession, load_session, login, save_session, store_path
 from bot.matrix_session import check_config as check_login_config
+from embeddings.feeds import poll_every
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,10 @@ class MatrixBot:
             if command is None and not (direct or incoming.mentioned):
                 return
             log.info("matrix: %s in %s", command or "question", room.room_id)
-            parts = await self.replier.reply(room.room_id, command, arg)
+            if command == "add" and event.sender not in self.config.admin_users:
+                parts = [self.replier.text(room.room_id, "admin_only")]
+            else:
+                parts = await self.replier.reply(room.room_id, command, arg)
             await self._send_parts(room, event.event_id, event.sender, parts)
 
     async def _send_parts(self, room: MatrixRoom, reply_to: str, asker: str, parts: list[Pair]) -> None:
@@ -383,6 +387,12 @@ class MatrixBot:
             await self.send(room, notice(html_body, text_body, megolm.event_id, megolm.sender))
 
 
+async def _poll_feeds(config: Config, bron: Bron, stop: asyncio.Event) -> None:
+    """Keep the configured and added feeds fresh while the bot runs."""
+    if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
+        await poll_every(bron.web, config.feeds.poll_minutes, stop)
+
+
 async def serve(config: Config, bron: Bron, data_dir: Path) -> None:
     """Run the bot until SIGINT or SIGTERM."""
     bot = MatrixBot(config, bron, data_dir)
@@ -394,8 +404,9 @@ async def serve(config: Config, bron: Bron, data_dir: Path) -> None:
         await bot.start()
         syncing = asyncio.create_task(bot.run_forever())
         stopping = asyncio.create_task(stop.wait())
+        polling = asyncio.create_task(_poll_feeds(config, bron, stop))
         done, _ = await asyncio.wait({syncing, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (syncing, stopping):
+        for task in (syncing, stopping, polling):
             task.cancel()
         if syncing in done:
             syncing.result()  # a fatal error (e.g. a revoked token) ends the bot with its message

@@ -14,7 +14,7 @@ import re
 from bot.core import Bron
 from bot.errors import BronError
 from bot.matrix_messages import pair_parts
-from bot.render import render_answer, render_articles, render_error, render_sources, render_summary
+from bot.render import render_added, render_answer, render_articles, render_error, render_sources, render_summary
 from bot.texts import t
 from embeddings.language import detect_language
 
@@ -72,6 +72,11 @@ class Replier:
         if command == "articles":
             page = self.bron.articles(int(arg) if arg.isdigit() else 1, self.per_page)
             return self._both(render_articles, page, lang)
+        if command == "add":
+            if not arg:
+                return [self.text(room_id, "add_usage", p=self.prefix)]
+            added = self.bron.add_url(arg.split()[0])
+            return [(render_added(added, lang, "html"), render_added(added, lang, "text"))]
         help_html = _NEWLINE.sub("<br>\n", render_error("help", lang, "html", p=self.prefix))
         return [(help_html, t("help", lang, p=self.prefix))]
 

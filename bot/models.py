@@ -97,3 +97,37 @@ class IngestReport:
     def changed(self) -> bool:
         """Whether the index was rewritten."""
         return bool(self.added or self.updated or self.removed)
+
+
+@dataclass(frozen=True)
+class AddedArticle:
+    """One web page added with ``Bron.add_url``: the article as indexed and what happened.
+
+    ``status`` is ``added``, ``updated``, ``unchanged`` or ``duplicate`` (the same text was already
+    indexed under another address; ``article`` is that one).
+    """
+
+    article: ArticleInfo
+    status: str
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    """A polled RSS/Atom feed."""
+
+    url: str
+    title: str = ""
+    from_config: bool = False
+    items_seen: int = 0
+    last_poll: str | None = None
+    last_error: str | None = None
+
+
+@dataclass
+class PollReport:
+    """What one poll of the feeds did: per feed status, and the ingest of their new items."""
+
+    feeds: list[FeedInfo] = field(default_factory=list)
+    report: IngestReport = field(default_factory=IngestReport)
+    fetched: int = 0
+    seen_before: int = 0

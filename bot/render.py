@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable
 from typing import Literal
 
-from bot.models import Answer, ArticleInfo, ArticlePage, Passage, Sources, Summary
+from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, Passage, Sources, Summary
 from bot.texts import t
 
 Format = Literal["html", "text"]
@@ -123,6 +123,15 @@ def render_articles(page: ArticlePage, lang: str, fmt: Format, limit: int = TELE
         return [_esc(t("empty_corpus", lang), fmt)]
     head = _esc(t("articles_title", lang, total=page.total, page=page.page, pages=page.pages), fmt)
     return pack([head, *(citation(a, lang, fmt) for a in page.articles)], limit, sep="\n")
+
+
+ADDED_KEYS = {"added": "ingest_added", "updated": "ingest_updated", "duplicate": "ingest_duplicate"}
+
+
+def render_added(added: AddedArticle, lang: str, fmt: Format) -> str:
+    """The one-line confirmation of ``/add URL``, naming the article."""
+    key = ADDED_KEYS.get(added.status, "ingest_unchanged")
+    return t(key, lang, title=_esc(added.article.title, fmt))
 
 
 def render_error(key: str, lang: str, fmt: Format, **params: object) -> str:

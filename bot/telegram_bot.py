@@ -35,8 +35,9 @@ from bot.core import Bron
 from bot.errors import BronError
 from bot.models import IngestReport, Sources
 from bot.ratelimit import RateLimiter
-from bot.render import TELEGRAM_LIMIT, render_answer, render_articles, render_sources, render_summary
+from bot.render import TELEGRAM_LIMIT, render_added, render_answer, render_articles, render_sources, render_summary
 from bot.texts import t
+from embeddings.feeds import poll_every
 from embeddings.language import detect_language
 from embeddings.loaders import SUFFIXES
 
@@ -69,6 +70,7 @@ class TelegramBot:
         app.add_handler(CommandHandler("summary", self.on_summary))
         app.add_handler(CommandHandler("source", self.on_source))
         app.add_handler(CommandHandler("articles", self.on_articles))
+        app.add_handler(CommandHandler("add", self.on_add))
         app.add_handler(MessageHandler(filters.Document.ALL, self.on_document))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(CallbackQueryHandler(self.on_button))
@@ -201,6 +203,20 @@ class TelegramBot:
 
     # -- adding articles ---------------------------------------------------------------------------
 
+    async def on_add(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/add URL: an admin adds a web page to the corpus and gets a one-line confirmation."""
+        lang = self._lang(update)
+        if update.effective_user.id not in self.tg.admin_ids:
+            await self._say(update, context, t("admin_only", lang))
+            return
+        if not context.args:
+            await self._say(update, context, t("add_usage", lang, p="/"))
+            return
+        async with self._typing(context.bot, update.effective_chat.id):
+            added = await self._core(update, context, "", self.bron.add_url, context.args[0])
+        if added is not None:
+            await self._send(update, context, [render_added(added, lang, "html")])
+
     async def on_document(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """An admin's file (.txt, .md, .html, ...) joins the corpus; others are told it is admin-only."""
         lang = self._lang(update)
@@ -326,12 +342,18 @@ def build_application(config: Config, bron: Bron, data_dir: Path) -> Application
     check_config(config)
     tg = config.telegram
     handlers = TelegramBot(config, bron, data_dir)
+    stop_polling_feeds = asyncio.Event()
 
     async def post_init(app: Application) -> None:
         await app.bot.set_my_commands(ui.command_menu("en"))
         for lang in ("nl", "en"):
             await app.bot.set_my_commands(ui.command_menu(lang), language_code=lang)
+        if config.feeds.poll_minutes > 0 and bron.feeds():
+            app.create_task(poll_every(bron.web, config.feeds.poll_minutes, stop_polling_feeds))
         log.info("telegram bot @%s ready", app.bot.username)
+
+    async def post_stop(app: Application) -> None:
+        stop_polling_feeds.set()
 
     app = (
         Application.builder()
@@ -340,6 +362,7 @@ def build_application(config: Config, bron: Bron, data_dir: Path) -> Application
         .base_file_url(tg.base_file_url)
         .concurrent_updates(tg.concurrent_updates)
         .post_init(post_init)
+        .post_stop(post_stop)
         .build()
     )
     handlers.register(app)

@@ -42,6 +42,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Er zijn nog geen artikelen geïndexeerd.",
         "en": "No articles have been indexed yet.",
     },
+    "fetch_failed": {
+        "nl": "Ik kon {url} niet toevoegen: {reason}.",
+        "en": "I could not add {url}: {reason}.",
+    },
     "error": {
         "nl": "Sorry, er ging iets mis. Probeer het later opnieuw.",
         "en": "Sorry, something went wrong. Please try again later.",
@@ -70,6 +74,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     "ingest_added": {"nl": "Toegevoegd: {title}", "en": "Added: {title}"},
     "ingest_updated": {"nl": "Bijgewerkt: {title}", "en": "Updated: {title}"},
     "ingest_unchanged": {"nl": "Dit artikel stond er al in, ongewijzigd.", "en": "This article was already indexed, unchanged."},
+    "ingest_duplicate": {
+        "nl": "Dit artikel stond er al in, onder een ander adres: {title}",
+        "en": "This article was already indexed under another address: {title}",
+    },
+    "add_usage": {"nl": "Gebruik: {p}add https://…", "en": "Usage: {p}add https://…"},
     "ingest_skipped": {"nl": "Niet toegevoegd: {why}", "en": "Not added: {why}"},
     "matrix_undecryptable": {
         "nl": "Ik kan een versleuteld bericht in deze kamer niet lezen: de sleutel ervan is niet met mij "

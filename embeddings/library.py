@@ -214,11 +214,14 @@ class Library:
             change = ingesting.plan(self._snapshot, docs, scanned, skipped)
             return self._apply(change, progress)
 
-    def ingest_documents(self, docs: list, progress: ProgressArg = False) -> IngestReport:
-        """Add or update already-loaded documents (e.g. fetched web pages); removes nothing."""
+    def ingest_documents(self, docs: list, progress: ProgressArg = False, skipped: list[tuple[str, str]] | None = None) -> IngestReport:
+        """Add or update already-loaded documents (e.g. fetched web pages); removes nothing.
+
+        ``skipped`` (where, why) are sources that produced no document; they are logged and reported.
+        """
         with self._ingest_lock():
             self.refresh(force=True)
-            change = ingesting.plan(self._snapshot, docs, [], [])
+            change = ingesting.plan(self._snapshot, docs, [], list(skipped or []))
             return self._apply(change, progress)
 
     def remove(self, article_ids: list[int]) -> IngestReport:

@@ -1,4 +1,4 @@
-"""Read article files (.txt, .md, .html, .jsonl) into :class:`Document` objects.
+"""Read article files (.txt, .md, .html, .jsonl, .pdf) into :class:`Document` objects.
 
 A file that cannot become an article (empty, binary, no text) raises :class:`LoadError` with a reason
 a user can act on; callers skip it and go on with the rest.
@@ -16,7 +16,7 @@ import yaml
 from embeddings.documents import Document
 from embeddings.language import detect_language
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 _OUTLET_LINE = re.compile(r"^\s*(?:bron|source|src)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 
@@ -121,6 +121,21 @@ def load_html(path: Path) -> Document:
     )
 
 
+def load_pdf(path: Path) -> Document:
+    """A text PDF: title from its metadata or first line (see :mod:`embeddings.pdf`)."""
+    from embeddings.pdf import PdfError, read_pdf
+
+    size = path.stat().st_size
+    if size == 0:
+        raise LoadError("the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise LoadError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    try:
+        return _finish(read_pdf(path.read_bytes(), key=str(path), origin=str(path)))
+    except PdfError as exc:
+        raise LoadError(str(exc)) from None
+
+
 def load_jsonl(path: Path) -> Iterator[Document | LoadError]:
     """One article per line, in the newsqa-dev format (id, url, title, source, date, language, text)."""
     for number, line in enumerate(_read_text(path).split("\n"), start=1):
@@ -160,6 +175,8 @@ def load_file(path: Path) -> Iterator[Document | LoadError]:
             yield load_html(path)
         elif suffix == ".txt":
             yield load_txt(path)
+        elif suffix == ".pdf":
+            yield load_pdf(path)
         else:
             yield LoadError(f"unsupported file type {suffix or '(none)'}; use {', '.join(SUFFIXES)}")
     except LoadError as exc:

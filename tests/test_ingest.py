@@ -88,7 +88,8 @@ def test_incremental_ingest_change_delete_and_noop(make_bron: Callable[..., Bron
         ("blob.txt", bytes(range(256)) * 4, "the file is binary, not text"),
         ("broken.html", b"<html><body><div><p>Onvolledige <b>tag", "too little text"),
         ("latin1.txt", "Caf\xe9 met een verhaal dat lang genoeg is om een artikel te zijn.".encode("latin-1"), "not UTF-8"),
-        ("notes.pdf", b"%PDF-1.4", "unsupported file type .pdf"),
+        ("notes.pdf", b"%PDF-1.4", "not a readable PDF"),
+        ("notes.docx", b"PK\x03\x04", "unsupported file type .docx"),
     ],
 )
 def test_bad_files_are_skipped_with_a_reason_and_lose_nothing(

@@ -76,7 +76,7 @@ def bot_config(synapse: Synapse, bot: User, allowed: list[str], **extra: str) ->
 def bot_bron(synapse, accounts, bot_corpus, encoders, tmp_path_factory) -> Bron:
     """The core the bot answers with, on the seed article and one linked article."""
     allowed = [accounts[n].user_id for n in ("alice", "bob", "carol")]
-    config = bot_config(synapse, accounts["bron"], allowed)
+    config = bot_config(synapse, accounts["bron"], allowed, BRON_MATRIX_ADMIN_USERS=accounts["alice"].user_id)
     config.corpus.paths = [str(p) for p in bot_corpus]
     return Bron.open(config, tmp_path_factory.mktemp("bot-index"), encoders=encoders)
 

@@ -134,3 +134,18 @@ async def test_bot_survives_a_homeserver_restart(
     assert "in Turkije verbleef" in reply.body
     assert any("sync failed" in r.getMessage() for r in caplog.records)
     assert any("sync works again" in r.getMessage() for r in caplog.records)
+
+
+async def test_admin_adds_a_web_page_with_add(bot: BotRunner, people: dict[str, Person], rooms) -> None:
+    from web.newsite import NewsSite, Site
+
+    alice, bob = people["alice"], people["bob"]
+    with NewsSite(Site()) as site:
+        url = site.page_url("d002")
+        title = site.article("d002")["title"]
+        refused = await bob.ask(rooms["group"], f"!add {url}")
+        assert refused.body == "Alleen beheerders kunnen artikelen toevoegen."
+        added = await alice.ask(rooms["dm"], f"!add {url}")
+        assert added.body == f"Toegevoegd: {title}"
+    listing = await alice.ask(rooms["dm"], "!articles")
+    assert title in listing.body

@@ -170,6 +170,24 @@ async def test_admin_adds_an_article_by_sending_a_file(api: BotApiStandIn, start
     assert "Pieterburen" in (await api.wait_sent(ADMIN["id"], after=2))[0].text
 
 
+async def test_admin_adds_a_web_page_with_add(api: BotApiStandIn, start_bot: StartBot, make_bron) -> None:
+    from web.newsite import NewsSite, Site
+
+    await start_bot(make_bron(), admin_ids=[ADMIN["id"]])
+    with NewsSite(Site()) as site:
+        url = site.page_url("d001")
+        api.send_text(ANNA, f"/add {url}")
+        assert (await api.wait_sent(ANNA["id"]))[0].text == "Alleen beheerders kunnen artikelen toevoegen."
+        api.send_text(ADMIN, f"/add {url}")
+        added = (await api.wait_sent(ADMIN["id"]))[0]
+        assert added.text == f"Toegevoegd: {site.article('d001')['title']}"
+        api.send_text(ADMIN, f"/add {site.url('/missing.html')}")
+        assert "Ik kon" in (await api.wait_sent(ADMIN["id"], after=1))[0].text
+    api.send_text(ADMIN, "Welk heiligdom wilde IS volgens de Syrische veiligheidsdiensten aanvallen?")
+    answer = (await api.wait_sent(ADMIN["id"], after=2))[0]
+    assert "Sayyida Zeinab" in answer.text and f'<a href="{url}">' in answer.html
+
+
 @pytest.mark.parametrize(
     "fault",
     [

@@ -1,0 +1,284 @@
+"""Polite, bounded HTTP fetching: one User-Agent naming Bron, robots.txt, and hard limits.
+
+Every request has a timeout for the whole exchange, a size limit enforced while streaming (the body
+is never read past it), a bounded number of redirects (each hop checked against robots.txt), and at
+most ``concurrency`` requests run at once. Anything that goes wrong raises :class:`FetchError` with a
+reason a user can read; callers skip that page and go on with the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+PROJECT_URL = "https://github.com/bron-bot/bron"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+PDF_TYPES = ("application/pdf",)
+FEED_TYPES = (
+    "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/xml",
+    "text/xml", "application/feed+json", "text/plain",
+)
+ROBOTS_TTL_S = 24 * 3600
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must read at least 500 KiB
+ROBOTS_MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_user_agent() -> str:
+    """``Bron/<version> (+<project URL>)``: names the bot so site owners can find and block it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("bron")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        number = "0"
+    return f"Bron/{number} (+{PROJECT_URL})"
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Limits for every request; see the ``fetch`` section of config.yaml."""
+
+    user_agent: str = field(default_factory=default_user_agent)
+    timeout: float = 15.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    respect_robots: bool = True
+    concurrency: int = 4
+
+    @classmethod
+    def from_config(cls, fetch: object) -> FetchSettings:
+        """Settings from ``config.fetch`` (an empty user_agent means the default one)."""
+        return cls(
+            user_agent=getattr(fetch, "user_agent", "") or default_user_agent(),
+            timeout=float(getattr(fetch, "timeout", cls.timeout)),
+            max_bytes=int(getattr(fetch, "max_bytes", cls.max_bytes)),
+            max_redirects=int(getattr(fetch, "max_redirects", cls.max_redirects)),
+            respect_robots=bool(getattr(fetch, "respect_robots", cls.respect_robots)),
+            concurrency=int(getattr(fetch, "concurrency", cls.concurrency)),
+        )
+
+    @property
+    def robots_agent(self) -> str:
+        """The product token robots.txt groups are matched against (``Bron``)."""
+        return self.user_agent.split("/", 1)[0].split()[0] if self.user_agent.strip() else "Bron"
+
+
+class FetchError(Exception):
+    """A page that could not be fetched; ``str(err)`` says why, ``status`` is the HTTP status if any."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+@dataclass
+class Page:
+    """A fetched response body and what the caller needs to interpret it."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    charset: str | None
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def not_modified(self) -> bool:
+        """True for a 304 answer to a conditional request."""
+        return self.status == 304
+
+    def markup(self) -> str | bytes:
+        """The body as text when the server named a usable charset, else bytes (the parser sniffs it)."""
+        if self.charset:
+            try:
+                return self.body.decode(self.charset)
+            except (LookupError, UnicodeDecodeError):
+                pass
+        return self.body
+
+
+def _content_type(header: str) -> tuple[str, str | None]:
+    mime, _, params = header.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip("\"' ")
+    return mime.strip().lower(), charset
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class _RobotsCache:
+    """robots.txt per site, read once a day, following RFC 9309 on failures."""
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+        self._rules: dict[str, tuple[float, RobotFileParser, str]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def refusal(self, url: str) -> str | None:
+        """Why robots.txt forbids ``url``, or None when it may be fetched."""
+        origin = _origin(url)
+        rules, note = self._for(origin)
+        if rules.can_fetch(self._fetcher.settings.robots_agent, url):
+            return None
+        return note or f"robots.txt of {urlsplit(url).netloc} disallows it"
+
+    def _for(self, origin: str) -> tuple[RobotFileParser, str]:
+        with self._guard:
+            lock = self._locks.setdefault(origin, threading.Lock())
+        with lock:  # concurrent fetches from one site read its robots.txt once
+            cached = self._rules.get(origin)
+            if cached and time.monotonic() - cached[0] < ROBOTS_TTL_S:
+                return cached[1], cached[2]
+            rules, note = self._load(origin)
+            self._rules[origin] = (time.monotonic(), rules, note)
+            return rules, note
+
+    def _load(self, origin: str) -> tuple[RobotFileParser, str]:
+        rules = RobotFileParser(origin + "/robots.txt")
+        try:
+            page = self._fetcher.get(
+                origin + "/robots.txt", accept=(), check_robots=False, allow_empty=True,
+                max_bytes=ROBOTS_MAX_BYTES, max_redirects=ROBOTS_MAX_REDIRECTS,
+            )
+        except FetchError as err:
+            if err.status is not None and 400 <= err.status < 500:
+                rules.allow_all = True  # no robots.txt: everything is allowed
+                return rules, ""
+            rules.disallow_all = True  # unreachable: RFC 9309 says assume the site is closed
+            return rules, f"robots.txt of {urlsplit(origin).netloc} could not be read ({err}), so the site is treated as closed"
+        rules.parse(page.body[:ROBOTS_MAX_BYTES].decode("utf-8", "replace").splitlines())
+        return rules, ""
+
+
+class Fetcher:
+    """An HTTP client with Bron's politeness rules; thread-safe, reuse one per process."""
+
+    def __init__(self, settings: FetchSettings | None = None) -> None:
+        self.settings = settings or FetchSettings()
+        s = self.settings
+        self._client = httpx.Client(
+            headers={"User-Agent": s.user_agent, "Accept-Language": "nl, en;q=0.8, *;q=0.5"},
+            timeout=httpx.Timeout(s.timeout),
+            follow_redirects=False,  # followed by hand, so every hop is counted and checked
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+        )
+        self._robots = _RobotsCache(self)
+        self._slots = threading.BoundedSemaphore(s.concurrency)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(
+        self,
+        url: str,
+        accept: tuple[str, ...] = HTML_TYPES,
+        headers: dict[str, str] | None = None,
+        *,
+        check_robots: bool = True,
+        allow_empty: bool = False,
+        max_bytes: int | None = None,
+        max_redirects: int | None = None,
+    ) -> Page:
+        """GET ``url``, following redirects; raise :class:`FetchError` with the reason on any failure.
+
+        ``accept`` lists the content types wanted (empty: any); a 304 answer is returned as is.
+        """
+        limit = self.settings.max_redirects if max_redirects is None else max_redirects
+        seen = [url]
+        current = url
+        while True:
+            if urlsplit(current).scheme not in ("http", "https"):
+                raise FetchError(f"not a web address: {current}")
+            if check_robots and self.settings.respect_robots:
+                refusal = self._robots.refusal(current)
+                if refusal:
+                    raise FetchError(refusal)
+            with self._slots:
+                result = self._request(current, accept, headers, allow_empty, max_bytes or self.settings.max_bytes)
+            if isinstance(result, Page):
+                result.url = url
+                return result
+            current = urljoin(current, result)
+            if current in seen:
+                raise FetchError(f"redirect loop ({' -> '.join(seen + [current])})")
+            seen.append(current)
+            if len(seen) - 1 > limit:
+                raise FetchError(f"more than {limit} redirects")
+
+    def _request(self, url: str, accept: tuple[str, ...], headers: dict[str, str] | None, allow_empty: bool, max_bytes: int) -> Page | str:
+        """One request: a Page, or the Location of a redirect."""
+        timeout = self.settings.timeout
+        deadline = time.monotonic() + timeout
+        try:
+            with self._client.stream("GET", url, headers=headers) as r:
+                if r.status_code in _REDIRECTS and r.headers.get("location"):
+                    return r.headers["location"]
+                kept = {k: r.headers[k] for k in ("etag", "last-modified") if k in r.headers}
+                ctype, charset = _content_type(r.headers.get("content-type", ""))
+                if r.status_code == 304:
+                    return Page(url, str(r.url), 304, ctype, charset, b"", kept)
+                if r.status_code >= 400:
+                    raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code)
+                if accept and ctype and ctype not in accept:
+                    raise FetchError(f"not a supported page type ({ctype})", r.status_code)
+                declared = r.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError(f"larger than the {_size(max_bytes)} limit ({_size(int(declared))})", r.status_code)
+                body = bytearray()
+                for chunk in r.iter_bytes():  # decoded bytes: a compressed bomb stops at the limit too
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise FetchError(f"larger than the {_size(max_bytes)} limit (stopped reading)", r.status_code)
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"timed out after {timeout:g} s", r.status_code)
+                if not body and not allow_empty:
+                    raise FetchError("the server sent an empty page", r.status_code)
+                return Page(url, str(r.url), r.status_code, ctype, charset, bytes(body), kept)
+        except httpx.TimeoutException:
+            raise FetchError(f"timed out after {timeout:g} s") from None
+        except httpx.ConnectError as exc:
+            raise FetchError(f"cannot connect ({exc})") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"network error ({exc.__class__.__name__}: {exc})") from None
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``[fn(item) ...]`` with at most ``concurrency`` running at once, in input order."""
+        items = list(items)
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, len(items)), thread_name_prefix="bron-fetch") as pool:
+            return list(pool.map(fn, items))

@@ -1,0 +1,1 @@
+"""Web ingest tests (a package, so its conftest does not shadow tests/conftest.py)."""
