@@ -63,6 +63,10 @@ class RetrievalConfig:
     # languages: cross-lingual cosines run lower).
     min_similarity_nl: float = 0.845
     min_similarity_en: float = 0.805
+    # A passage next to a quoted one of the same article, and among the merge_depth best-scored
+    # passages, extends that quote (up to merge_chars characters) instead of taking a slot.
+    merge_chars: int = 900
+    merge_depth: int = 10
 
 
 @dataclass
@@ -162,6 +166,7 @@ POSITIVE = {
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
 }
+NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth"}
 
 
 def _convert(value: Any, kind: Any, key: str) -> Any:
@@ -264,6 +269,9 @@ def _validate(config: Config) -> None:
     for key in POSITIVE:
         if _lookup(config, key) <= 0:
             raise ConfigError(f"config key {key}: must be greater than 0. Fix it in config.yaml.")
+    for key in NON_NEGATIVE:
+        if _lookup(config, key) < 0:
+            raise ConfigError(f"config key {key}: must be 0 or more (0 turns it off). Fix it in config.yaml.")
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "
