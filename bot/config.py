@@ -63,6 +63,10 @@ class RetrievalConfig:
     # languages: cross-lingual cosines run lower).
     min_similarity_nl: float = 0.845
     min_similarity_en: float = 0.805
+    # A passage next to a quoted one of the same article, and among the merge_depth best-scored
+    # passages, extends that quote (up to merge_chars characters) instead of taking a slot.
+    merge_chars: int = 900
+    merge_depth: int = 10
 
 
 @dataclass
@@ -187,6 +191,7 @@ POSITIVE = {
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
 }
+NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes"}
 
 
 def _convert(value: Any, kind: Any, key: str) -> Any:
@@ -289,9 +294,9 @@ def _validate(config: Config) -> None:
     for key in POSITIVE:
         if _lookup(config, key) <= 0:
             raise ConfigError(f"config key {key}: must be greater than 0. Fix it in config.yaml.")
-    for key in ("fetch.max_redirects", "feeds.poll_minutes"):
+    for key in NON_NEGATIVE:
         if _lookup(config, key) < 0:
-            raise ConfigError(f"config key {key}: must be 0 or more. Fix it in config.yaml.")
+            raise ConfigError(f"config key {key}: must be 0 or more (0 turns it off). Fix it in config.yaml.")
     for url in config.feeds.urls:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(

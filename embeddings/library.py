@@ -150,6 +150,7 @@ class Library:
         return Settings(
             r.top_k, r.candidates, r.weight_sentence, r.weight_article, r.weight_lexical, r.weight_dense,
             tuple(r.lexical_languages), {"nl": r.min_similarity_nl, "en": r.min_similarity_en},
+            r.merge_chars, r.merge_depth,
         )
 
     def search(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
@@ -177,10 +178,10 @@ class Library:
             passages.append(
                 Passage(
                     article=self._info(chunk.article_id, snap),
-                    text=text[chunk.start : chunk.end],
-                    start=chunk.start,
-                    end=chunk.end,
-                    highlight=(hs - chunk.start, he - chunk.start),
+                    text=text[hit.start : hit.end],
+                    start=hit.start,
+                    end=hit.end,
+                    highlight=(hs - hit.start, he - hit.start),
                     score=hit.score,
                 )
             )

@@ -30,6 +30,8 @@ def test_defaults_load_and_env_overrides_win() -> None:
         ("", {"BRON_TELEGRAM_MODE": "carrier-pigeon"}, "telegram.mode: 'carrier-pigeon' is not one of polling, webhook"),
         ("embeddings:\n  multilingual: [klingon]\n", {}, "embeddings.multilingual: unknown encoder 'klingon'"),
         ("retrieval: [\n", {}, "not valid YAML"),
+        ("retrieval:\n  merge_chars: -1\n", {}, "retrieval.merge_chars: must be 0 or more"),
+        ("", {"BRON_RETRIEVAL_MERGE_DEPTH": "-2"}, "retrieval.merge_depth: must be 0 or more"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, env: dict[str, str], needle: str) -> None:

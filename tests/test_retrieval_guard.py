@@ -39,3 +39,18 @@ def test_question_keeps_its_passage_in_the_top_three(bron: Bron, question: str, 
 @pytest.mark.parametrize("question", OFF_TOPIC)
 def test_off_topic_question_is_declined(bron: Bron, question: str) -> None:
     assert bron.answer(question, "guard").abstained
+
+
+@pytest.mark.parametrize("question", [question for question, _ in EXPECTED])
+def test_longer_ranking_starts_with_the_answer_quotes(bron: Bron, question: str) -> None:
+    # Merged neighbours depend on a passage's rank, not on top_k: `bron eval` scores the first
+    # three of ten as the three quotes the bot sends. Merged quotes stay exact article slices.
+    language = detect_language(question)
+    three, _ = bron.library.rank(question, language, 3)
+    ten, _ = bron.library.rank(question, language, 10)
+    assert [(p.article.id, p.start, p.end, p.highlight) for p in three] == [(p.article.id, p.start, p.end, p.highlight) for p in ten[:3]]
+    for p in ten:
+        assert p.text == bron.library.article_text(p.article.id)[p.start : p.end]
+        assert 0 <= p.highlight[0] < p.highlight[1] <= len(p.text)
+    spans = sorted((p.article.id, p.start, p.end) for p in ten)
+    assert all(a[0] != b[0] or a[2] <= b[1] for a, b in zip(spans, spans[1:])), "quotes do not overlap"
