@@ -258,8 +258,8 @@ async def test_webhook_mode_answers_updates_posted_by_telegram(api: BotApiStandI
     options.pop("allowed_updates")
     async with app:
         await app.start()
-        await app.updater.start_webhook(**options)
         try:
+            await app.updater.start_webhook(**options)
             assert api.webhook["url"] == "https://bron.example.org/telegram"
             update = {"update_id": 1, "message": {"message_id": 5, "date": 0, "chat": {"id": 111, "type": "private"},
                                                   "from": ANNA, "text": SEED_QUESTION_NL}}
