@@ -229,10 +229,8 @@ def build_bm25(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, f
     return rank, ingest_s
 
 
-def build_txtai(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
-    from txtai import Embeddings
-
-    embeddings = Embeddings(path=minilm_path(), content=True)
+def _txtai_ranker(embeddings, articles: list[dict]) -> tuple[Ranker, float]:
+    """Index one chunk per paragraph with a txtai ``Embeddings`` and rank by its search."""
     chunks = paragraphs(articles)
     start = time.perf_counter()
     embeddings.index([(i, {"text": c, "article": a}, None) for i, (a, c) in enumerate(chunks)])
@@ -243,6 +241,13 @@ def build_txtai(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, 
         return [chunks[int(r["id"])] for r in rows]
 
     return rank, ingest_s
+
+
+def build_txtai(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
+    from txtai import Embeddings
+
+    embeddings = Embeddings(path=minilm_path(), content=True)
+    return _txtai_ranker(embeddings, articles)
 
 
 def build_txtai_e5(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, float]:
@@ -266,16 +271,7 @@ def build_txtai_e5(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranke
         raise ValueError("txtai transform got texts without a query/passage instruction")
 
     embeddings = Embeddings(method="external", transform=transform, instructions=prefixes, content=True)
-    chunks = paragraphs(articles)
-    start = time.perf_counter()
-    embeddings.index([(i, {"text": c, "article": a}, None) for i, (a, c) in enumerate(chunks)])
-    ingest_s = time.perf_counter() - start
-
-    def rank(question: str, language: str) -> list[tuple[str, str]]:
-        rows = embeddings.search(question, K)
-        return [chunks[int(r["id"])] for r in rows]
-
-    return rank, ingest_s
+    return _txtai_ranker(embeddings, articles)
 
 
 # --------------------------------------------------------------------------------------- scoring

@@ -90,15 +90,6 @@ def _print_report(report) -> None:
         print(f"  skipped {where}: {why}")
 
 
-def _merge_reports(first, second):
-    from bot.models import IngestReport
-
-    return IngestReport(
-        first.added + second.added, first.updated + second.updated, first.removed + second.removed,
-        first.unchanged + second.unchanged, first.skipped + second.skipped,
-    )
-
-
 def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
     from bot.models import IngestReport
     from embeddings.web import is_web_address
@@ -108,7 +99,7 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
     paths = [Path(p) for p in args.paths if not is_web_address(p)]
     report = bron.ingest(paths, progress=not args.quiet) if paths else IngestReport()
     if urls:
-        report = _merge_reports(report, bron.ingest_urls(urls, progress=not args.quiet))
+        report = report.merged(bron.ingest_urls(urls, progress=not args.quiet))
     _print_report(report)
     return 1 if report.skipped and not report.changed and not report.unchanged else 0
 

@@ -98,6 +98,13 @@ class IngestReport:
         """Whether the index was rewritten."""
         return bool(self.added or self.updated or self.removed)
 
+    def merged(self, other: IngestReport) -> IngestReport:
+        """Both reports as one, e.g. files and web pages ingested by one command."""
+        return IngestReport(
+            self.added + other.added, self.updated + other.updated, self.removed + other.removed,
+            self.unchanged + other.unchanged, self.skipped + other.skipped,
+        )
+
 
 @dataclass(frozen=True)
 class AddedArticle:

@@ -348,7 +348,7 @@ def build_application(config: Config, bron: Bron, data_dir: Path) -> Application
         await app.bot.set_my_commands(ui.command_menu("en"))
         for lang in ("nl", "en"):
             await app.bot.set_my_commands(ui.command_menu(lang), language_code=lang)
-        if config.feeds.poll_minutes > 0 and bron.feeds():
+        if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
             app.create_task(poll_every(bron.web, config.feeds.poll_minutes, stop_polling_feeds))
         log.info("telegram bot @%s ready", app.bot.username)
 

@@ -8,13 +8,14 @@ reason a user can read; callers skip that page and go on with the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -61,16 +62,11 @@ class FetchSettings:
     concurrency: int = 4
 
     @classmethod
-    def from_config(cls, fetch: object) -> FetchSettings:
-        """Settings from ``config.fetch`` (an empty user_agent means the default one)."""
-        return cls(
-            user_agent=getattr(fetch, "user_agent", "") or default_user_agent(),
-            timeout=float(getattr(fetch, "timeout", cls.timeout)),
-            max_bytes=int(getattr(fetch, "max_bytes", cls.max_bytes)),
-            max_redirects=int(getattr(fetch, "max_redirects", cls.max_redirects)),
-            respect_robots=bool(getattr(fetch, "respect_robots", cls.respect_robots)),
-            concurrency=int(getattr(fetch, "concurrency", cls.concurrency)),
-        )
+    def from_config(cls, fetch: Any) -> FetchSettings:
+        """Settings from ``config.fetch`` (a validated FetchConfig; an empty user_agent means the default)."""
+        values = dataclasses.asdict(fetch)
+        values["user_agent"] = values["user_agent"] or default_user_agent()
+        return cls(**values)
 
     @property
     def robots_agent(self) -> str:

@@ -25,13 +25,18 @@ class LoadError(Exception):
     """A file that cannot be read as an article; the message says why."""
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refusing empty and oversized files with a reason."""
     size = path.stat().st_size
     if size == 0:
         raise LoadError("the file is empty")
     if size > MAX_FILE_BYTES:
         raise LoadError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    raw = path.read_bytes()
+    return path.read_bytes()
+
+
+def _read_text(path: Path) -> str:
+    raw = _read_bytes(path)
     if b"\0" in raw[:8192]:
         raise LoadError("the file is binary, not text")
     try:
@@ -125,13 +130,9 @@ def load_pdf(path: Path) -> Document:
     """A text PDF: title from its metadata or first line (see :mod:`embeddings.pdf`)."""
     from embeddings.pdf import PdfError, read_pdf
 
-    size = path.stat().st_size
-    if size == 0:
-        raise LoadError("the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise LoadError(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    raw = _read_bytes(path)
     try:
-        return _finish(read_pdf(path.read_bytes(), key=str(path), origin=str(path)))
+        return _finish(read_pdf(raw, key=str(path), origin=str(path)))
     except PdfError as exc:
         raise LoadError(str(exc)) from None
 
