@@ -126,8 +126,22 @@ def retrieve(
             if name != main and settings.weight_dense:
                 score += settings.weight_dense * float(snapshot.data.chunk_vectors[name][cid] @ vec)
         scores[cid] = score
+    chosen, spans = _choose(snapshot, scores, settings)
+    terms = set(tokenize(question))
+    chunks = snapshot.data.chunks
+    hits = [
+        Hit(cid, scores[cid], _highlight(snapshot, cid, *sentence_cache[cid], terms), chunks[spans[cid][0]].start, chunks[spans[cid][1]].end)
+        for cid in chosen
+    ]
+    thresholds = settings.min_similarity or {}
+    threshold = thresholds.get(language, thresholds.get("en", 0.0))
+    return hits, max(dense.values(), default=0.0) < threshold
+
+
+def _choose(snapshot: Snapshot, scores: dict[int, float], settings: Settings) -> tuple[list[int], dict[int, list[int]]]:
+    """The top_k passages, best first, and for each the [first, last] passage id of its quote."""
     chosen: list[int] = []
-    spans: dict[int, list[int]] = {}  # chosen passage -> [first, last] passage id of its quote
+    spans: dict[int, list[int]] = {}
     for rank, cid in enumerate(sorted(scores, key=scores.__getitem__, reverse=True)):
         if any(_overlaps(snapshot, cid, other) for other in chosen):
             continue
@@ -142,15 +156,7 @@ def retrieve(
             break
         chosen.append(cid)
         spans[cid] = [cid, cid]
-    terms = set(tokenize(question))
-    chunks = snapshot.data.chunks
-    hits = [
-        Hit(cid, scores[cid], _highlight(snapshot, cid, *sentence_cache[cid], terms), chunks[spans[cid][0]].start, chunks[spans[cid][1]].end)
-        for cid in chosen
-    ]
-    thresholds = settings.min_similarity or {}
-    threshold = thresholds.get(language, thresholds.get("en", 0.0))
-    return hits, max(dense.values(), default=0.0) < threshold
+    return chosen, spans
 
 
 def _merge(snapshot: Snapshot, cid: int, chosen: list[int], spans: dict[int, list[int]], limit: int) -> bool:
