@@ -26,6 +26,17 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
     return Stemmer.Stemmer("dutch" if language == "nl" else "english")
 
 
+def word_stems(word: str) -> set[str]:
+    """The Dutch and English stems of one lower-cased word."""
+    return {_stemmer("nl").stemWord(word), _stemmer("en").stemWord(word)}
+
+
+def stem_set(text: str) -> set[str]:
+    """Every stem of every word of ``text`` (stopwords included: a set for matching, not ranking)."""
+    words = set(_TOKEN.findall(text.lower()))
+    return set(_stemmer("nl").stemWords(list(words))) | set(_stemmer("en").stemWords(list(words)))
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased word tokens without stopwords, each stemmed as Dutch and as English.
 

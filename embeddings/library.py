@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
 from bot.models import ArticleInfo, IngestReport, Passage
 from embeddings import ingest as ingesting
+from embeddings.answering.judge import ArticleWords, judge
+from embeddings.answering.model import AnswerabilityModel
 from embeddings.retriever import Settings, retrieve
 from embeddings.snapshot import Snapshot
 from embeddings.store import current_name, prune, read_snapshot, write_snapshot
@@ -54,6 +56,8 @@ class Library:
         self._snapshot = Snapshot.empty()
         self._checked = 0.0
         self._swap = threading.Lock()
+        self._model: AnswerabilityModel | None = None
+        self._words = ArticleWords()
 
     @classmethod
     def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
@@ -149,32 +153,44 @@ class Library:
         r = self.config.retrieval
         return Settings(
             r.top_k, r.candidates, r.weight_sentence, r.weight_article, r.weight_lexical, r.weight_dense,
-            tuple(r.lexical_languages), {"nl": r.min_similarity_nl, "en": r.min_similarity_en},
-            r.merge_chars, r.merge_depth,
+            tuple(r.lexical_languages), r.merge_chars, r.merge_depth,
         )
 
-    def search(self, question: str, language: str, top_k: int | None = None) -> list[Passage]:
-        """The passages that best answer ``question`` (empty when nothing relevant is indexed)."""
-        passages, abstain = self.rank(question, language, top_k)
-        return [] if abstain else passages
+    @property
+    def answerability(self) -> AnswerabilityModel:
+        """The answerability model: ``answer.model`` from the config, else the one shipped with Bron."""
+        if self._model is None:
+            path = self.config.answer.model
+            self._model = AnswerabilityModel.load(self.config.resolve(path) if path else None)
+        return self._model
 
-    def rank(self, question: str, language: str, top_k: int | None = None) -> tuple[list[Passage], bool]:
-        """The ``top_k`` best passages whatever their score, and whether the answer should abstain."""
+    @answerability.setter
+    def answerability(self, model: AnswerabilityModel) -> None:
+        self._model = model
+
+    def rank(self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = ()) -> list[Passage]:
+        """The ``top_k`` best quotes in retrieval order, each with its most answering sentence marked
+        and the probability that this sentence answers the question (``Passage.confidence``).
+
+        Articles in ``exclude`` are left out of the search.
+        """
         snap = self.snapshot
         if not snap.data.chunks:
-            return [], True
+            return []
         main = self.sentence_encoder
         wanted = self.encoders if self.config.retrieval.weight_dense else [main]
         vectors = {enc.name: enc.encode_query([question])[0] for enc in wanted}
         settings = self.settings()
         if top_k is not None:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
-        hits, abstain = retrieve(snap, question, language, vectors, main.name, settings)
+        hits = retrieve(snap, question, language, vectors, main.name, settings, frozenset(exclude))
+        judged = judge(snap, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
         passages = []
-        for hit in hits:
+        for j in judged:
+            hit = j.hit
             chunk = snap.data.chunks[hit.chunk_id]
             text = snap.articles[chunk.article_id].text
-            hs, he = hit.highlight
+            hs, he = j.sentence
             passages.append(
                 Passage(
                     article=self._info(chunk.article_id, snap),
@@ -183,9 +199,10 @@ class Library:
                     end=hit.end,
                     highlight=(hs - hit.start, he - hit.start),
                     score=hit.score,
+                    confidence=j.probability,
                 )
             )
-        return passages, abstain
+        return passages
 
     def sentence_vectors(self, article_id: int) -> tuple[list[str], np.ndarray]:
         """One article's sentences and their vectors, in article order."""

@@ -8,10 +8,8 @@ For a question q and a passage c of article a (all cosines are multilingual-e5 u
 
 Measured on newsqa-dev (benchmarks/retrieval.py): summing raw cosines beat reciprocal rank
 fusion, and BM25 helps Dutch questions but hurts English ones on Dutch articles, so it only
-applies to the languages listed. Bron abstains when the best passage cosine is below the threshold
-for the question's language: cross-lingual cosines run lower, so English gets a lower bar. (A
-contrast with the mean passage cosine separated slightly better on newsqa-dev but misfires on
-small collections, where every passage is on topic.)
+applies to the languages listed. Whether a passage answers at all, and which of its sentences
+does, is not decided here but by the answerability model (``embeddings.answering``).
 
 Passages are picked best first, skipping overlaps. A passage that directly precedes or follows an
 already picked one of the same article, and ranks among the ``merge_depth`` best, extends that
@@ -27,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings.lexical import tokenize
 from embeddings.snapshot import Snapshot
 
 
@@ -42,8 +39,6 @@ class Settings:
     weight_lexical: float = 0.13
     weight_dense: float = 0.0
     lexical_languages: Sequence[str] = ("nl",)
-    # language -> minimum best-passage cosine; languages not listed use "en".
-    min_similarity: Mapping[str, float] | None = None
     # A passage right before or after a chosen one of the same article, and among the merge_depth
     # best-scored passages, extends that quote (up to merge_chars characters) instead of taking a
     # slot of its own, so the slot goes to the next candidate. 0 turns merging off.
@@ -53,42 +48,38 @@ class Settings:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage: chunk id, score, answering sentence span and quoted span (article offsets)."""
+    """A retrieved passage: chunk id, score, and the quoted span with the passages it covers.
+
+    A quote is the passage, or it and the neighbours merged into it: ``first``..``last`` are the
+    chunk ids it spans, ``start``..``end`` its article offsets.
+    """
 
     chunk_id: int
     score: float
-    highlight: tuple[int, int]
-    # The quoted span (article offsets): the passage, or it and its merged neighbours.
     start: int
     end: int
+    first: int
+    last: int
 
 
-def _candidates(snapshot: Snapshot, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int) -> tuple[dict[int, float], dict[int, float]]:
+def _candidates(snapshot: Snapshot, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int]) -> tuple[dict[int, float], dict[int, float]]:
     """Dense cosines of the top-n passages and BM25 scores of the top-n keyword matches."""
-    dense = dict(snapshot.dense[main].search(query, n))
-    lexical = dict(snapshot.lexical.search(question, n)) if use_lexical else {}
+    # Asking for more when articles are left out keeps n candidates from the rest.
+    extra = sum(snapshot.chunk_counts.get(a, 0) for a in exclude)
+    dense = dict(snapshot.dense[main].search(query, n + extra))
+    lexical = dict(snapshot.lexical.search(question, n + extra)) if use_lexical else {}
+    if exclude:
+        chunks = snapshot.data.chunks
+        dense = {c: v for c, v in dense.items() if chunks[c].article_id not in exclude}
+        lexical = {c: v for c, v in lexical.items() if chunks[c].article_id not in exclude}
     return dense, lexical
 
 
-def _sentence_scores(snapshot: Snapshot, chunk_id: int, query: np.ndarray) -> tuple[list[int], np.ndarray]:
+def sentence_cosines(snapshot: Snapshot, chunk_id: int, query: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Ids of a passage's sentences and their cosines to ``query``."""
     chunk = snapshot.data.chunks[chunk_id]
     ids = list(range(chunk.first_sentence, chunk.last_sentence + 1))
     return ids, snapshot.data.sentence_vectors[ids] @ query if ids else np.zeros(0)
-
-
-def _highlight(snapshot: Snapshot, chunk_id: int, ids: list[int], sims: np.ndarray, terms: set[str]) -> tuple[int, int]:
-    """The sentence of the passage closest to the question (meaning plus shared words)."""
-    chunk = snapshot.data.chunks[chunk_id]
-    if not ids:
-        return chunk.start, chunk.end
-    text = snapshot.articles[chunk.article_id].text
-    scores = []
-    for sid, sim in zip(ids, sims):
-        s = snapshot.data.sentences[sid]
-        overlap = len(set(tokenize(text[s.start : s.end])) & terms) / (len(terms) or 1)
-        scores.append(float(sim) + 0.1 * overlap)
-    best = snapshot.data.sentences[ids[int(np.argmax(scores))]]
-    return best.start, best.end
 
 
 def retrieve(
@@ -98,26 +89,29 @@ def retrieve(
     query_vectors: Mapping[str, np.ndarray],
     main: str,
     settings: Settings,
-) -> tuple[list[Hit], bool]:
-    """The best non-overlapping passages for ``question``, best first, and whether to abstain.
+    exclude: frozenset[int] = frozenset(),
+) -> list[Hit]:
+    """The best non-overlapping passages for ``question``, best first.
 
     ``main`` names the multilingual encoder whose vectors the chunk, sentence and article
     indexes hold; other encoders in ``query_vectors`` add ``weight_dense`` times their cosine.
+    Articles in ``exclude`` are left out (evaluation asks questions with their article removed).
     """
     if not snapshot.data.chunks:
-        return [], True
+        return []
     query = query_vectors[main]
     use_lexical = settings.weight_lexical > 0 and language in settings.lexical_languages
-    dense, lexical = _candidates(snapshot, main, query, question, use_lexical, settings.candidates)
+    dense, lexical = _candidates(snapshot, main, query, question, use_lexical, settings.candidates, exclude)
     ids = sorted(set(dense) | set(lexical))
+    if not ids:
+        return []
     chunk_vecs = snapshot.data.chunk_vectors[main][ids]
     cos = chunk_vecs @ query
     article_cos = snapshot.data.article_vectors @ query
     best_lexical = max(lexical.values(), default=0.0) or 1.0
     scores: dict[int, float] = {}
-    sentence_cache: dict[int, tuple[list[int], np.ndarray]] = {}
     for cid, c in zip(ids, cos):
-        sent_ids, sims = sentence_cache[cid] = _sentence_scores(snapshot, cid, query)
+        _, sims = sentence_cosines(snapshot, cid, query)
         article_row = snapshot.article_rows[snapshot.data.chunks[cid].article_id]
         score = float(c) + settings.weight_sentence * float(sims.max() if len(sims) else c)
         score += settings.weight_article * float(article_cos[article_row])
@@ -127,15 +121,8 @@ def retrieve(
                 score += settings.weight_dense * float(snapshot.data.chunk_vectors[name][cid] @ vec)
         scores[cid] = score
     chosen, spans = _choose(snapshot, scores, settings)
-    terms = set(tokenize(question))
     chunks = snapshot.data.chunks
-    hits = [
-        Hit(cid, scores[cid], _highlight(snapshot, cid, *sentence_cache[cid], terms), chunks[spans[cid][0]].start, chunks[spans[cid][1]].end)
-        for cid in chosen
-    ]
-    thresholds = settings.min_similarity or {}
-    threshold = thresholds.get(language, thresholds.get("en", 0.0))
-    return hits, max(dense.values(), default=0.0) < threshold
+    return [Hit(cid, scores[cid], chunks[spans[cid][0]].start, chunks[spans[cid][1]].end, *spans[cid]) for cid in chosen]
 
 
 def _choose(snapshot: Snapshot, scores: dict[int, float], settings: Settings) -> tuple[list[int], dict[int, list[int]]]:

@@ -1,0 +1,73 @@
+"""The signals of "does this sentence answer this question", computed from plain inputs.
+
+Few and general on purpose: they must mean the same on a one-article collection as on a large one,
+so none depends on collection statistics (no IDF, no score normalised by the collection).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from embeddings.answering.questions import QuestionTerms, has_kind
+
+FEATURES = (
+    "sentence_cos",  # cos(question, sentence)
+    "passage_cos",  # cos(question, the sentence's passage)
+    "article_cos",  # cos(question, the article's title and lead)
+    "sentence_gap",  # sentence_cos minus the best sentence_cos among the candidates (<= 0)
+    "words_in_sentence",  # share of the question's content words found in the sentence
+    "words_in_article",  # share found anywhere in the article
+    "names_missing",  # share of the question's names and numbers absent from the article
+    "kind_missing",  # 1 when the question asks for a number/time/name and the sentence has none
+    "cross_lingual",  # 1 when question and article languages differ
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate answering sentence with what is known of it."""
+
+    sentence: str
+    sentence_stems: frozenset[str]
+    sentence_cos: float
+    passage_cos: float
+    article_cos: float
+    article_stems: frozenset[str]
+    article_prefixes: frozenset[str]
+    cross_lingual: bool
+
+
+def name_prefix(word: str) -> str:
+    """Names are matched on their first letters, so Syrië/Syria and Turkije/Turkey meet."""
+    return word[:4]
+
+
+def article_prefixes(text: str) -> frozenset[str]:
+    """Lower-cased word prefixes of an article, for :func:`signals`' name check."""
+    return frozenset(name_prefix(w) for w in _WORD.findall(text.lower()))
+
+
+def _share(words: tuple[frozenset[str], ...], stems: frozenset[str]) -> float:
+    if not words:
+        return 0.0
+    return sum(1 for w in words if w & stems) / len(words)
+
+
+def signals(terms: QuestionTerms, candidate: Candidate, best_sentence_cos: float) -> list[float]:
+    """The values of :data:`FEATURES` for one candidate sentence, in that order."""
+    names = terms.names
+    missing = sum(1 for n in names if name_prefix(n) not in candidate.article_prefixes) / len(names) if names else 0.0
+    return [
+        candidate.sentence_cos,
+        candidate.passage_cos,
+        candidate.article_cos,
+        candidate.sentence_cos - best_sentence_cos,
+        _share(terms.content, candidate.sentence_stems),
+        _share(terms.content, candidate.article_stems),
+        missing,
+        0.0 if has_kind(terms.kind, candidate.sentence, names) else 1.0,
+        1.0 if candidate.cross_lingual else 0.0,
+    ]
