@@ -107,7 +107,7 @@ def build_bron(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, f
     keys = {a.id: lib.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in lib.articles()}
 
     def rank(question: str, language: str) -> list[tuple[str, str]]:
-        passages, _abstain = lib.rank(question, language, K)
+        passages = lib.rank(question, language, K)
         return [(keys.get(p.article.id, ""), p.text) for p in passages]
 
     return rank, ingest_s

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from bot.core import Bron
 from bot.errors import BronError
-from bot.render import Format, render_added, render_answer, render_articles, render_error, render_sources, render_summary
+from bot.render import Format, render_added, render_answer, render_articles, render_error, render_more, render_sources, render_summary
 from bot.texts import t
 from embeddings.language import detect_language
 
-COMMANDS = ("ask", "summary", "source", "articles", "add", "help", "start")
+COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start")
 
 
 def parse_command(line: str, prefix: str) -> tuple[str | None, str]:
@@ -54,7 +54,10 @@ class ChatSession:
         lang, fmt, limit = self.language, self.fmt, self.limit
         if command in (None, "ask"):
             answer = self.bron.answer(arg, self.conversation)
-            return render_answer(answer, answer.language, fmt, limit)
+            return render_answer(answer, answer.language, fmt, limit, more_hint=f"{self.prefix}more" if answer.more else "")
+        if command == "more":
+            more = self.bron.more(self.conversation)
+            return render_more(more, more.language, fmt, limit)
         if command == "summary":
             return render_summary(self.bron.summarize(arg or None, self.conversation), lang, fmt, limit)
         if command == "source":

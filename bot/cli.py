@@ -49,7 +49,7 @@ def _error_text(err: BronError, lang: str) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, config: Config) -> int:
-    from bot.render import render_answer
+    from bot.render import render_answer, render_more
     from embeddings.language import detect_language
 
     question = " ".join(args.question)
@@ -59,7 +59,12 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     except BronError as err:
         print(_error_text(err, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
         return 2
-    _print(render_answer(answer, answer.language, "text", TERMINAL_LIMIT))
+    if args.more:
+        more = bron.more("cli")
+        _print(render_more(more, more.language, "text", TERMINAL_LIMIT))
+    else:
+        hint = "bron ask --more …" if answer.more else ""
+        _print(render_answer(answer, answer.language, "text", TERMINAL_LIMIT, more_hint=hint))
     return 0
 
 
@@ -157,8 +162,18 @@ def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from bot.evaluate import evaluate
 
-    result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None)
+    result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None, cross_validate=args.cv)
     print(json.dumps(result))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, config: Config) -> int:
+    from bot.calibration import calibrate
+
+    out = Path(args.out)
+    figures = calibrate(Path(args.dir), config, out, work_dir=Path(args.data_dir) if args.data_dir else None, progress=not args.quiet)
+    print(json.dumps(figures))
+    print(f"wrote {out}; use it with `answer: {{model: {out.resolve()}}}` in config.yaml (or BRON_ANSWER_MODEL)", file=sys.stderr)
     return 0
 
 
@@ -183,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", nargs="+")
+    p.add_argument("--more", action="store_true", help="show the full quotes and the other passages that came close")
     p.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="interactive session with the chat commands").set_defaults(func=cmd_chat)
     p = sub.add_parser("ingest", help="add or update article files (.txt .md .html .jsonl .pdf), folders or web pages (URLs)")
@@ -200,9 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", help="remove an article by number or title words")
     p.add_argument("ref")
     p.set_defaults(func=cmd_remove)
-    p = sub.add_parser("eval", help="score retrieval on a folder in the newsqa-dev format")
+    p = sub.add_parser("eval", help="score answers and retrieval on a folder in the newsqa-dev format")
     p.add_argument("dir")
+    cv = p.add_mutually_exclusive_group()
+    cv.add_argument("--cv", dest="cv", action="store_true", default=None, help="refit the answerability model per fold of articles (default: when it was fitted on DIR)")
+    cv.add_argument("--no-cv", dest="cv", action="store_false", help="use the configured answerability model as it is")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("calibrate", help="fit the answerability model on a folder in the newsqa-dev format")
+    p.add_argument("dir")
+    p.add_argument("--out", default="answerability.json", help="where to write the model (default: ./answerability.json)")
+    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("serve", help="run a chat bot")
     p.add_argument("platform", choices=["telegram", "matrix"])
     p.set_defaults(func=cmd_serve)

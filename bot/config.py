@@ -59,10 +59,6 @@ class RetrievalConfig:
     weight_dense: float = 0.0
     # Question languages for which BM25 counts (it hurts English questions on Dutch articles).
     lexical_languages: list[str] = field(default_factory=lambda: ["nl"])
-    # Abstain when the best passage's cosine to the question is below this (English and other
-    # languages: cross-lingual cosines run lower).
-    min_similarity_nl: float = 0.845
-    min_similarity_en: float = 0.805
     # A passage next to a quoted one of the same article, and among the merge_depth best-scored
     # passages, extends that quote (up to merge_chars characters) instead of taking a slot.
     merge_chars: int = 900
@@ -73,6 +69,8 @@ class RetrievalConfig:
 class AnswerConfig:
     max_question_chars: int = 1000
     language_fallback: str = "nl"
+    # The answerability model (JSON written by `bron calibrate`); empty: the one shipped with Bron.
+    model: str = ""
 
 
 @dataclass
@@ -302,6 +300,15 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"config key feeds.urls: {url!r} is not a web address; list feed URLs starting with http:// or https://."
             )
+    if config.answer.model:
+        from embeddings.answering.model import AnswerabilityModel
+
+        try:
+            AnswerabilityModel.load(config.resolve(config.answer.model))
+        except ValueError as err:
+            raise ConfigError(
+                f"config key answer.model: {err}. Point it at a file written by `bron calibrate`, or leave it empty for the bundled model."
+            ) from None
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "

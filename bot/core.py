@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
-from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, PollReport, Sources, Summary
+from bot.answering import CANDIDATES, decide
+from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, More, PollReport, Sources, Summary
 from embeddings.language import detect_language
 from embeddings.library import Library
 from embeddings.summarize import summarize_article
@@ -33,6 +34,7 @@ class Bron:
         self.config = config
         self.library = library
         self._last: OrderedDict[str, list[int]] = OrderedDict()
+        self._answers: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
         self._web = None
 
@@ -62,8 +64,11 @@ class Bron:
 
     # -- the four things a user can ask for ---------------------------------------------------
 
-    def answer(self, question: str, conversation: str = "default") -> Answer:
-        """Quote the passages that answer ``question``, or abstain when none does."""
+    def answer(self, question: str, conversation: str = "default", exclude: Sequence[int] = ()) -> Answer:
+        """Quote the passages that answer ``question``, the answering sentence first, or abstain.
+
+        ``exclude`` leaves articles out of the search (evaluation asks questions whose article is gone).
+        """
         question = " ".join((question or "").split())
         if not question:
             raise EmptyQuestion()
@@ -71,11 +76,26 @@ class Bron:
         if len(question) > limit:
             raise QuestionTooLong(limit=limit)
         language = detect_language(question, self.config.answer.language_fallback)
-        passages = self.library.search(question, language, self.config.retrieval.top_k)
-        answer = Answer(question=question, language=language, passages=passages)
-        if passages:
+        ranked = self.library.rank(question, language, max(self.config.retrieval.top_k, CANDIDATES), exclude)
+        answer = decide(question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
+        with self._lock:
+            self._answers[conversation] = answer
+            self._answers.move_to_end(conversation)
+            while len(self._answers) > MAX_CONVERSATIONS:
+                self._answers.popitem(last=False)
+        if answer.passages:
             self._remember(conversation, [a.id for a in answer.articles])
         return answer
+
+    def more(self, conversation: str = "default") -> More:
+        """The last answer's quotes in full, and the other passages that came close."""
+        with self._lock:
+            answer = self._answers.get(conversation)
+        if answer is None:
+            raise NoPreviousAnswer()
+        if answer.more:
+            self._remember(conversation, [a.id for a in answer.articles] + [p.article.id for p in answer.more])
+        return More(question=answer.question, language=answer.language, quotes=answer.passages, others=answer.more)
 
     def summarize(self, ref: str | None = None, conversation: str = "default") -> Summary:
         """Summarise the article named by ``ref`` (number or title words), else the last answer's."""

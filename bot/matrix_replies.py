@@ -14,7 +14,7 @@ import re
 from bot.core import Bron
 from bot.errors import BronError
 from bot.matrix_messages import pair_parts
-from bot.render import render_added, render_answer, render_articles, render_error, render_sources, render_summary
+from bot.render import render_added, render_answer, render_articles, render_error, render_more, render_sources, render_summary
 from bot.texts import t
 from embeddings.language import detect_language
 
@@ -64,7 +64,11 @@ class Replier:
     def _dispatch(self, room_id: str, command: str | None, arg: str, lang: str) -> list[Pair]:
         if command in (None, "ask"):
             answer = self.bron.answer(arg, room_id)
-            return self._both(render_answer, answer, answer.language)
+            hint = f"{self.prefix}more" if answer.more else ""
+            return self._both(lambda a, lang, fmt, limit: render_answer(a, lang, fmt, limit, more_hint=hint), answer, answer.language)
+        if command == "more":
+            more = self.bron.more(room_id)
+            return self._both(render_more, more, more.language)
         if command == "summary":
             return self._both(render_summary, self.bron.summarize(arg or None, room_id), lang)
         if command == "source":

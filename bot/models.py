@@ -25,7 +25,8 @@ class ArticleInfo:
 class Passage:
     """A verbatim quote: ``text == article_text[start:end]``.
 
-    ``highlight`` is the (start, end) of the answering sentence inside ``text``.
+    ``highlight`` is the (start, end) of the answering sentence inside ``text``; ``confidence`` the
+    probability, by the answerability model, that this sentence answers the question.
     """
 
     article: ArticleInfo
@@ -34,15 +35,21 @@ class Passage:
     end: int
     highlight: tuple[int, int]
     score: float
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The reply to a question: quoted passages, or an abstention."""
+    """The reply to a question: the quotes that answer it, best first, or an abstention.
+
+    ``more`` holds the other candidates, closest first: shown only when the user asks for more
+    (after an abstention they are the closest passages, which do not answer).
+    """
 
     question: str
     language: str
     passages: list[Passage] = field(default_factory=list)
+    more: list[Passage] = field(default_factory=list)
 
     @property
     def abstained(self) -> bool:
@@ -56,6 +63,17 @@ class Answer:
         for passage in self.passages:
             seen.setdefault(passage.article.id, passage.article)
         return list(seen.values())
+
+
+@dataclass(frozen=True)
+class More:
+    """What ``/more`` shows: the last answer's quotes in full, then the other passages that came
+    close (which the answerability model did not judge to answer)."""
+
+    question: str
+    language: str
+    quotes: list[Passage]
+    others: list[Passage]
 
 
 @dataclass(frozen=True)

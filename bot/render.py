@@ -7,10 +7,11 @@ long replies are split between blocks (passages, list items), never inside a tag
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from typing import Literal
 
-from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, Passage, Sources, Summary
+from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, More, Passage, Sources, Summary
 from bot.texts import t
 
 Format = Literal["html", "text"]
@@ -23,49 +24,125 @@ def _esc(text: str, fmt: Format) -> str:
     return html.escape(text, quote=True) if fmt == "html" else text
 
 
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` when it is a plain http(s) address of sane length, else None (never a javascript: link)."""
+    if not url:
+        return None
+    url = url.strip()
+    if len(url) > MAX_URL or not re.match(r"(?i)https?://\S+$", url):
+        return None
+    return url
+
+
+MAX_TITLE = 200
+MAX_META = 80
+MAX_URL = 1000
+
+
 def citation(article: ArticleInfo, lang: str, fmt: Format) -> str:
-    """One line naming an article: title, outlet, date and link."""
-    parts = [article.outlet or "", article.date or t("no_date", lang)]
+    """One line naming an article: title, outlet, date and link (http and https links only)."""
+    parts = [_short(article.outlet or "", MAX_META), _short(article.date or "", MAX_META) or t("no_date", lang)]
     meta = ", ".join(_esc(p, fmt) for p in parts if p)
-    title = _esc(article.title, fmt)
+    title = _esc(_short(article.title, MAX_TITLE), fmt)
+    url = safe_url(article.url)
     if fmt == "html":
-        link = (
-            f'<a href="{_esc(article.url, fmt)}">{_esc(article.url, fmt)}</a>'
-            if article.url
-            else t("no_link", lang)
-        )
+        link = f'<a href="{_esc(url, fmt)}">{_esc(_short(url, 120), fmt)}</a>' if url else t("no_link", lang)
         return f"[{article.id}] <i>{title}</i> — {meta} · {link}"
-    link = article.url or t("no_link", lang)
-    return f"[{article.id}] {title} — {meta} · {link}"
+    return f"[{article.id}] {title} — {meta} · {url or t('no_link', lang)}"
 
 
-def _quote(passage: Passage, fmt: Format, max_chars: int | None = None) -> str:
+def _marked(passage: Passage, fmt: Format, max_chars: int | None = None) -> str:
+    """The whole quote with the answering sentence marked (bold), shortened around it if needed."""
     text = passage.text
     hs, he = passage.highlight
     before, mark, after = text[:hs], text[hs:he], text[he:]
     if max_chars is not None and len(text) > max_chars:
         # Keep the answering sentence whole where possible; trim the context around it first.
         room = max(max_chars - len(mark), 0)
-        before = ELLIPSIS + before[-(room // 2):] if len(before) > room // 2 else before
-        after = after[: room - len(before)] + ELLIPSIS if len(after) > room - len(before) else after
+        before = ELLIPSIS + before[-(room // 2):].lstrip() if len(before) > room // 2 else before
+        after = after[: max(room - len(before), 0)].rstrip() + ELLIPSIS if len(after) > room - len(before) else after
         if len(mark) > max_chars:
             mark, before, after = mark[: max_chars - 1] + ELLIPSIS, "", ""
     if fmt == "html":
-        body = f"{_esc(before, fmt)}<b>{_esc(mark, fmt)}</b>{_esc(after, fmt)}"
-        return f"<blockquote>{body}</blockquote>"
-    body = f"{before}**{mark}**{after}" if mark.strip() else text
+        return f"{_esc(before, fmt)}<b>{_esc(mark, fmt)}</b>{_esc(after, fmt)}"
+    return f"{before}**{mark}**{after}" if mark.strip() else text
+
+
+def _quote_lines(body: str) -> str:
     return "\n".join("> " + line for line in body.splitlines() or [""])
 
 
-def passage_block(passage: Passage, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT) -> str:
-    """A quoted passage followed by its citation, shortened so that it fits in ``limit``."""
+def _sentence(passage: Passage) -> str:
+    hs, he = passage.highlight
+    return passage.text[hs:he]
+
+
+def _has_context(passage: Passage) -> bool:
+    return bool(passage.text.strip()) and passage.text.strip() != _sentence(passage).strip()
+
+
+# Telegram shows about three lines of a collapsed <blockquote expandable> (~40 characters each on a
+# phone): what a reader sees of a quote's context before expanding it.
+COLLAPSED_PREVIEW = 120
+# Matrix and the terminal cannot collapse: the context is shortened to this, around the sentence.
+CONTEXT_CHARS = 320
+
+
+def passage_block(passage: Passage, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, full: bool = False) -> str:
+    """One quote: the answering sentence and its citation first, then its context.
+
+    The context is the whole quote with the sentence marked: in an expandable (collapsed) blockquote
+    when ``expandable`` (Telegram), else shortened to :data:`CONTEXT_CHARS` with ellipses unless
+    ``full``. Context, then sentence, are shortened further if the block would not fit in ``limit``.
+    """
     cite = citation(passage.article, lang, fmt)
-    block = f"{_quote(passage, fmt)}\n{cite}"
-    max_chars = len(passage.text)
-    while len(block) > limit and max_chars > 20:
-        max_chars = int(max_chars * 0.8)
-        block = f"{_quote(passage, fmt, max_chars)}\n{cite}"
-    return block
+    sentence = _sentence(passage) or passage.text
+    context = len(passage.text) if full or expandable else min(CONTEXT_CHARS, len(passage.text))
+    keep = len(sentence)
+    while True:
+        block = _passage_block(passage, sentence, keep, cite, fmt, context, expandable)
+        if length(block) <= limit or (context <= 40 and keep <= 40):
+            return block
+        if context > 40:
+            context = int(context * 0.7)
+        else:
+            keep = int(keep * 0.7)
+
+
+def _passage_block(passage: Passage, sentence: str, keep: int, cite: str, fmt: Format, context: int, expandable: bool) -> str:
+    shown = sentence if len(sentence) <= keep else sentence[: max(keep - 1, 1)] + ELLIPSIS
+    if fmt == "html":
+        head = f"<blockquote><b>{_esc(shown, fmt)}</b></blockquote>\n{cite}"
+    else:
+        head = f"{_quote_lines('**' + shown + '**')}\n{cite}"
+    if not _has_context(passage):
+        return head
+    body = _marked(passage, fmt, context if context < len(passage.text) else None)
+    if fmt == "html":
+        tag = "blockquote expandable" if expandable else "blockquote"
+        return f"{head}\n<{tag}>{body}</blockquote>"
+    return f"{head}\n{_quote_lines(body)}"
+
+
+def length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def visible_chars(answer: Answer) -> int:
+    """Characters of quoted text a Telegram reader sees without expanding anything: each shown
+    quote's answering sentence plus the collapsed preview of its context."""
+    total = 0
+    for p in answer.passages:
+        total += len(_sentence(p) or p.text)
+        if _has_context(p):
+            total += min(COLLAPSED_PREVIEW, len(p.text))
+    return total
 
 
 def pack(blocks: Iterable[str], limit: int = TELEGRAM_LIMIT, sep: str = "\n\n") -> list[str]:
@@ -73,9 +150,10 @@ def pack(blocks: Iterable[str], limit: int = TELEGRAM_LIMIT, sep: str = "\n\n") 
     messages: list[str] = []
     current = ""
     for block in blocks:
-        block = block[:limit]
+        if length(block) > limit:
+            block = _cut(block, limit)
         candidate = f"{current}{sep}{block}" if current else block
-        if len(candidate) <= limit:
+        if length(candidate) <= limit:
             current = candidate
         else:
             messages.append(current)
@@ -85,18 +163,61 @@ def pack(blocks: Iterable[str], limit: int = TELEGRAM_LIMIT, sep: str = "\n\n") 
     return messages
 
 
-def answer_blocks(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """The blocks of an answer: an intro line and one block per passage, or the abstention."""
+def _cut(block: str, limit: int) -> str:
+    """A block too long for one message, cut to plain text: no tag or entity is left half open."""
+    text = html.unescape(re.sub(r"<[^>]*>", "", block))
+    out = []
+    used = 0
+    for ch in text:
+        size = length(ch) + (len(html.escape(ch)) - 1 if ch in "<>&\"'" else 0)
+        if used + size > limit - 1:
+            break
+        out.append(ch)
+        used += size
+    return html.escape("".join(out), quote=True) + ELLIPSIS
+
+
+def answer_blocks(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, more_hint: str = "") -> list[str]:
+    """The blocks of an answer: one per quote, the answering one first; or the abstention.
+
+    ``more_hint`` (e.g. "/more") is named at the end when other passages can be shown.
+    """
     if answer.abstained:
-        return [_esc(t("abstain", lang), fmt)]
-    blocks = [_esc(t("answer_intro", lang), fmt)]
-    blocks += [passage_block(p, lang, fmt, limit) for p in answer.passages]
+        blocks = [_esc(t("abstain", lang), fmt)]
+        if answer.more and more_hint:
+            blocks[0] += " " + _esc(t("abstain_more", lang, cmd=more_hint), fmt)
+        return blocks
+    blocks = [passage_block(p, lang, fmt, limit, expandable) for p in answer.passages]
+    if answer.more and more_hint:
+        blocks.append(_esc(t("more_hint", lang, cmd=more_hint), fmt))
     return blocks
 
 
-def render_answer(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT) -> list[str]:
+def render_answer(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, more_hint: str = "") -> list[str]:
     """An answer as one or more messages of at most ``limit`` characters."""
-    return pack(answer_blocks(answer, lang, fmt, limit), limit)
+    return pack(answer_blocks(answer, lang, fmt, limit, expandable, more_hint), limit)
+
+
+def more_articles(more: More) -> list[ArticleInfo]:
+    """The distinct articles behind a ``/more`` reply, in the order shown."""
+    seen: dict[int, ArticleInfo] = {}
+    for p in [*more.quotes, *more.others]:
+        seen.setdefault(p.article.id, p.article)
+    return list(seen.values())
+
+
+def render_more(more: More, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """The last answer's quotes in full, then the other close passages, labelled as not answering."""
+    blocks: list[str] = []
+    if more.quotes:
+        blocks.append(_esc(t("more_quotes", lang), fmt))
+        blocks += [passage_block(p, lang, fmt, limit, full=True) for p in more.quotes]
+    if more.others:
+        blocks.append(_esc(t("more_others", lang), fmt))
+        blocks += [passage_block(p, lang, fmt, limit, full=True) for p in more.others]
+    if not blocks:
+        blocks.append(_esc(t("more_none", lang), fmt))
+    return pack(blocks, limit)
 
 
 def render_summary(summary: Summary, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT) -> list[str]:

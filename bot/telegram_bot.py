@@ -35,7 +35,7 @@ from bot.core import Bron
 from bot.errors import BronError
 from bot.models import IngestReport, Sources
 from bot.ratelimit import RateLimiter
-from bot.render import TELEGRAM_LIMIT, render_added, render_answer, render_articles, render_sources, render_summary
+from bot.render import TELEGRAM_LIMIT, more_articles, render_added, render_answer, render_articles, render_more, render_sources, render_summary
 from bot.texts import t
 from embeddings.feeds import poll_every
 from embeddings.language import detect_language
@@ -69,6 +69,7 @@ class TelegramBot:
         app.add_handler(CommandHandler("ask", self.on_ask))
         app.add_handler(CommandHandler("summary", self.on_summary))
         app.add_handler(CommandHandler("source", self.on_source))
+        app.add_handler(CommandHandler("more", self.on_more))
         app.add_handler(CommandHandler("articles", self.on_articles))
         app.add_handler(CommandHandler("add", self.on_add))
         app.add_handler(MessageHandler(filters.Document.ALL, self.on_document))
@@ -145,8 +146,17 @@ class TelegramBot:
         if answer is None:
             return
         lang = ui.user_language(update.effective_user) or answer.language
-        keyboard = ui.answer_keyboard(answer.articles, lang)
-        await self._send(update, context, render_answer(answer, lang, "html", TELEGRAM_LIMIT), keyboard)
+        keyboard = ui.answer_keyboard(answer.articles, lang, more=bool(answer.more))
+        messages = render_answer(answer, lang, "html", TELEGRAM_LIMIT, expandable=True, more_hint="" if answer.passages else "/more")
+        await self._send(update, context, messages, keyboard)
+
+    async def on_more(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/more (or the More sources button): the last answer's quotes in full and the other close passages."""
+        chat_id = update.effective_chat.id
+        more = await self._core(update, context, "", self.bron.more, str(chat_id))
+        if more is not None:
+            lang = ui.user_language(update.effective_user) or more.language
+            await self._send(update, context, render_more(more, lang, "html", TELEGRAM_LIMIT), ui.answer_keyboard(more_articles(more), lang))
 
     async def on_summary(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/summary [ARTICLE]: of the named article, else of the last answer's."""
@@ -182,7 +192,9 @@ class TelegramBot:
         if parsed is None:
             return
         kind, number = parsed
-        if kind == "sum":
+        if kind == "more":
+            await self.on_more(update, context)
+        elif kind == "sum":
             await self._summary(update, context, str(number))
         elif kind == "src":
             article = await self._core(update, context, "", self.bron.find_article, str(number))

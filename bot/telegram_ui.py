@@ -10,7 +10,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from bot.models import ArticleInfo, ArticlePage
 from bot.texts import LANGUAGES, t
 
-MENU = ("ask", "summary", "source", "articles", "help")
+MENU = ("ask", "summary", "source", "more", "articles", "help")
 # Buttons are offered for this many of the quoted articles; more would bury the answer.
 MAX_ARTICLE_BUTTONS = 3
 
@@ -26,11 +26,10 @@ def user_language(user: User | None) -> str | None:
     return code if code in LANGUAGES else None
 
 
-def answer_keyboard(articles: list[ArticleInfo], lang: str) -> InlineKeyboardMarkup | None:
-    """Summary and source buttons for the quoted articles (numbered when there are several)."""
+def answer_keyboard(articles: list[ArticleInfo], lang: str, more: bool = False) -> InlineKeyboardMarkup | None:
+    """Summary and source buttons for the quoted articles (numbered when there are several), and a
+    "More sources" button when other passages came close."""
     shown = articles[:MAX_ARTICLE_BUTTONS]
-    if not shown:
-        return None
     rows = []
     for article in shown:
         suffix = f" [{article.id}]" if len(shown) > 1 else ""
@@ -38,7 +37,9 @@ def answer_keyboard(articles: list[ArticleInfo], lang: str) -> InlineKeyboardMar
             InlineKeyboardButton(t("button_summary", lang) + suffix, callback_data=f"sum:{article.id}"),
             InlineKeyboardButton(t("button_source", lang) + suffix, callback_data=f"src:{article.id}"),
         ])
-    return InlineKeyboardMarkup(rows)
+    if more:
+        rows.append([InlineKeyboardButton(t("button_more", lang), callback_data="more:0")])
+    return InlineKeyboardMarkup(rows) if rows else None
 
 
 def page_keyboard(page: ArticlePage, lang: str) -> InlineKeyboardMarkup | None:
@@ -54,7 +55,7 @@ def page_keyboard(page: ArticlePage, lang: str) -> InlineKeyboardMarkup | None:
 def parse_callback(data: str | None) -> tuple[str, int] | None:
     """``("sum", 3)`` from ``"sum:3"``; None for data this bot did not make."""
     kind, _, number = (data or "").partition(":")
-    if kind in ("sum", "src", "page") and number.isdigit():
+    if kind in ("sum", "src", "page", "more") and number.isdigit():
         return kind, int(number)
     return None
 

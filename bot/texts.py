@@ -10,10 +10,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Ik heb in de artikelen geen passage gevonden die deze vraag beantwoordt.",
         "en": "I found no passage in the articles that answers this question.",
     },
-    "answer_intro": {
-        "nl": "Dit staat erover in de bronnen:",
-        "en": "This is what the sources say:",
+    "abstain_more": {
+        "nl": "{cmd} toont de passages die er het dichtst bij kwamen.",
+        "en": "{cmd} shows the passages that came closest.",
     },
+    "more_hint": {
+        "nl": "Meer bronnen: {cmd}",
+        "en": "More sources: {cmd}",
+    },
+    "more_quotes": {"nl": "De citaten van het antwoord, volledig:", "en": "The answer's quotes in full:"},
+    "more_others": {
+        "nl": "Andere passages die in de buurt kwamen (ze beantwoorden de vraag mogelijk niet):",
+        "en": "Other passages that came close (they may not answer the question):",
+    },
+    "more_none": {"nl": "Er zijn geen andere passages.", "en": "There are no other passages."},
+    "button_more": {"nl": "Meer bronnen", "en": "More sources"},
     "no_link": {"nl": "geen link", "en": "no link"},
     "no_date": {"nl": "datum onbekend", "en": "date unknown"},
     "summary_of": {"nl": "Samenvatting van", "en": "Summary of"},
@@ -98,6 +109,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{p}summary [ARTIKEL] — samenvatting van het artikel uit het laatste antwoord, of van een "
             "artikel op nummer of titel\n"
             "{p}source — de links achter het laatste antwoord\n"
+            "{p}more — de volledige citaten en andere passages die in de buurt kwamen\n"
             "{p}articles [PAGINA] — de lijst van artikelen\n"
             "{p}help — deze uitleg"
         ),
@@ -108,6 +120,7 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{p}summary [ARTICLE] — summary of the article in the last answer, or of one named by "
             "number or title\n"
             "{p}source — the links behind the last answer\n"
+            "{p}more — the full quotes and other passages that came close\n"
             "{p}articles [PAGE] — the list of articles\n"
             "{p}help — this help"
         ),
@@ -119,6 +132,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "cmd_ask": {"nl": "Stel een vraag over de artikelen", "en": "Ask a question about the articles"},
     "cmd_summary": {"nl": "Samenvatting van een artikel", "en": "Summary of an article"},
     "cmd_source": {"nl": "Links achter het laatste antwoord", "en": "Links behind the last answer"},
+    "cmd_more": {"nl": "Volledige citaten en meer bronnen", "en": "Full quotes and more sources"},
     "cmd_articles": {"nl": "Lijst van artikelen", "en": "List of articles"},
     "cmd_help": {"nl": "Uitleg", "en": "Help"},
     "cmd_start": {"nl": "Begin", "en": "Start"},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from bot.models import Answer, ArticleInfo, Passage
-from bot.render import TELEGRAM_LIMIT, render_answer
+from bot.models import Answer, ArticleInfo, More, Passage
+from bot.render import TELEGRAM_LIMIT, render_answer, render_more
 
 EVIL = ArticleInfo(7, 'Title <b>with</b> "quotes" & more', "Outlet<script>", None, "https://example.org/a?x=1&y=<2>", "nl")
 
@@ -46,14 +46,26 @@ def test_article_and_link_text_is_escaped() -> None:
     _assert_balanced(message)
 
 
-def test_long_answers_split_between_passages_within_the_limit() -> None:
+def test_long_full_quotes_split_between_passages_within_the_limit() -> None:
     passages = [_passage(f"Zin {i}. " + "Lange tekst met <tekens> & meer. " * 40 + "Het antwoord staat hier.", "Het antwoord staat hier.") for i in range(8)]
-    messages = render_answer(Answer("vraag", "nl", passages), "nl", "html")
+    messages = render_more(More("vraag", "nl", passages[:2], passages[2:]), "nl", "html")
     assert len(messages) > 1
     for message in messages:
         assert len(message) <= TELEGRAM_LIMIT
         _assert_balanced(message)
-    assert sum(m.count("<blockquote>") for m in messages) == 8, "no passage is lost or cut in two"
+    # Each quote is its answering sentence, then the whole quote as context.
+    assert sum(m.count("<blockquote>") for m in messages) == 16, "no passage is lost or cut in two"
+    assert sum(m.count("Lange tekst") for m in messages) == 8 * 40
+
+
+def test_the_reply_leads_with_the_answering_sentence_and_collapses_the_context() -> None:
+    passage = _passage("Eerst de aanloop. Dan het antwoord: 42. En nog wat daarna.", "Dan het antwoord: 42.")
+    (telegram,) = render_answer(Answer("vraag", "nl", [passage]), "nl", "html", expandable=True)
+    assert telegram.startswith("<blockquote><b>Dan het antwoord: 42.</b></blockquote>\n[7]")
+    assert "<blockquote expandable>Eerst de aanloop. <b>Dan het antwoord: 42.</b> En nog wat daarna.</blockquote>" in telegram
+    _assert_balanced(telegram.replace("blockquote expandable", "blockquote"))
+    (text,) = render_answer(Answer("vraag", "nl", [passage]), "nl", "text")
+    assert text.startswith("> **Dan het antwoord: 42.**\n[7]")
 
 
 def test_a_single_huge_passage_is_shortened_around_the_answer() -> None:

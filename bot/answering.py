@@ -1,0 +1,32 @@
+"""The answer decision: which ranked quotes a reply shows, in which order, or whether it declines.
+
+The answerability model (``embeddings.answering``) has given each quote the probability that its
+best sentence answers the question. The reply leads with the most probable sentence; it declines
+when even that one is below the model's threshold. A further quote is shown only when it, too,
+reaches the model's ``extra_threshold``; the rest stay one command away (``/more``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.models import Answer, Passage
+from embeddings.answering.model import AnswerabilityModel
+from embeddings.answering.questions import read_question
+
+# Quotes ranked and judged per question; the model was fitted on this many.
+CANDIDATES = 5
+
+
+def decide(question: str, language: str, ranked: Sequence[Passage], model: AnswerabilityModel, top_k: int) -> Answer:
+    """The reply to ``question`` from its ranked, judged quotes (retrieval order)."""
+    terms = read_question(question)
+    by_confidence = sorted(ranked, key=lambda p: -p.confidence)
+    # A question of stopwords only ("the of and a") asks about nothing a quote could answer.
+    asks_something = bool(terms.content or terms.names)
+    if not by_confidence or not asks_something or by_confidence[0].confidence < model.threshold:
+        return Answer(question, language, [], list(ranked))
+    lead, rest = by_confidence[0], by_confidence[1:]
+    shown = [lead] + [p for p in rest if p.confidence >= model.extra_threshold][: max(top_k - 1, 0)]
+    others = [p for p in ranked if p not in shown]
+    return Answer(question, language, shown, others)

@@ -1,0 +1,53 @@
+"""``bron calibrate``: fit the answerability model on your own questions and report how it does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+from bot.config import Config
+from bot.evaluate import questions_fingerprint
+from embeddings.answering.calibrate import collect, cross_validate, fit
+from embeddings.library import Library
+
+# At most this share of answerable questions may be declined (on held-out articles).
+FALSE_ABSTAIN = 0.035
+
+
+def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = None, progress: bool = False) -> dict:
+    """Fit on ``folder`` (newsqa-dev format), write the model to ``out``, return the cross-validated figures."""
+    questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    with tempfile.TemporaryDirectory(prefix="bron-calibrate-") as tmp:
+        library = Library.open(Path(work_dir or tmp) / "calibrate-index", config, progress=progress)
+        library.ingest([folder / "articles.jsonl"], progress=progress)
+        keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
+        asked = collect(library, questions, keys, _bar("Asking") if progress else None)
+    figures, _ = cross_validate(asked, false_abstain=FALSE_ABSTAIN)
+    info = {
+        "fitted_on": folder.name,
+        "questions": questions_fingerprint(folder),
+        "answerable": sum(1 for q in questions if q.get("article_id")),
+        "unanswerable": sum(1 for q in questions if not q.get("article_id")),
+        "false_abstain_target": FALSE_ABSTAIN,
+        "cross_validated": figures,
+        "date": dt.date.today().isoformat(),
+    }
+    fit(asked, FALSE_ABSTAIN, info=info).save(out)
+    return figures
+
+
+def _bar(desc: str):
+    from tqdm import tqdm
+
+    bar: list = []
+
+    def update(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit="question", leave=False))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return update
