@@ -52,6 +52,7 @@ class Asked:
     quote_chars: list[int] = field(default_factory=list)  # per quote: its length
     sentence_chars: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the sentence's length
     article_of_row: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the library's article id
+    sentence_of_row: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the sentence id
 
 
 def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: Callable[[int, int], None] | None = None) -> list[Asked]:
@@ -97,6 +98,7 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
                     np.asarray(y), np.asarray(hit_of_row, dtype=int), quote_hits,
                     [hit.end - hit.start for hit in hits], np.asarray(sentence_chars, dtype=int),
                     np.asarray([snap.data.sentences[sid].article_id for _, sid, _ in rows], dtype=int),
+                    np.asarray([sid for _, sid, _ in rows], dtype=int),
                 )
             )
         if progress:

@@ -1,0 +1,99 @@
+"""The answerability decision: the model file, its fitting, /more, and `bron eval`'s reader figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.chat import ChatSession
+from bot.config import load_config
+from bot.core import Bron
+from bot.errors import ConfigError
+from bot.evaluate import score
+from embeddings.answering.calibrate import Asked, cross_validate, fit, fit_logistic
+from embeddings.answering.model import BUNDLED, AnswerabilityModel
+from embeddings.answering.questions import read_question
+from embeddings.answering.signals import FEATURES
+from support import NEWSQA, REPO, SEED_QUESTION_NL
+
+
+def test_the_shipped_model_is_plain_json_for_these_signals() -> None:
+    data = json.loads(BUNDLED.read_text(encoding="utf-8"))
+    assert data["features"] == list(FEATURES)
+    model = AnswerabilityModel.load()
+    assert 0 < model.extra_threshold <= model.threshold < 1
+    assert model.info["cross_validated"]["false_abstain_rate"] <= 0.04
+
+
+def test_a_broken_model_file_stops_start_up_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps({**json.loads(BUNDLED.read_text()), "features": ["cosine"]}))
+    with pytest.raises(ConfigError, match=r"answer\.model.*bron calibrate"):
+        load_config(REPO / "config.yaml", environ={"BRON_ANSWER_MODEL": str(bad)})
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"answer\.model"):
+        load_config(REPO / "config.yaml", environ={"BRON_ANSWER_MODEL": str(bad)})
+
+
+def _asked(rng: np.random.Generator, group: str, kind: str, answer: bool) -> Asked:
+    x = rng.normal(0, 1, (6, len(FEATURES)))
+    y = np.zeros(6)
+    if answer:
+        x[0, 0] += 3.0  # the answering sentence stands out on the first signal
+        y[0] = 1
+    return Asked(group + kind, group, kind, "nl", x, y, np.arange(6) // 2, [answer, False, False], [100, 100, 100], np.full(6, 50))
+
+
+def test_fitting_finds_the_signal_and_keeps_false_abstention_within_the_target() -> None:
+    rng = np.random.default_rng(1)
+    asked = []
+    for g in range(60):
+        asked += [_asked(rng, f"a{g}", "present", True), _asked(rng, f"a{g}", "removed", False)]
+    mean, scale, weights, bias = fit_logistic(np.vstack([a.x for a in asked]), np.concatenate([a.y for a in asked]))
+    assert weights[0] > 1 and np.abs(weights[1:]).max() < weights[0] / 3
+    figures, _ = cross_validate(asked, folds=5, false_abstain=0.05)
+    assert figures["false_abstain_rate"] <= 0.1  # held-out articles: near the target, not tuned on them
+    assert figures["abstain_removed_rate"] > 0.8
+    assert figures["lead_sentence_hit"] > 0.85
+    model = fit(asked, 0.05)
+    assert AnswerabilityModel(**{**model.__dict__}).to_json() == model.to_json()
+
+
+def test_question_reading_finds_kind_content_words_and_names() -> None:
+    who = read_question("Wie is Mustafa Amin?")
+    assert who.kind == "who" and who.names == ("mustafa", "amin")
+    assert read_question("Hoeveel doden vielen er in 2023?").kind == "number"
+    assert "2023" in read_question("Hoeveel doden vielen er in 2023?").names
+    assert read_question("When did it start?").kind == "when"
+    assert read_question("the of and a").content == ()
+
+
+def test_reply_leads_with_the_answer_and_more_shows_the_rest(bron: Bron) -> None:
+    chat = ChatSession(bron, "t-more")
+    reply = chat.handle(SEED_QUESTION_NL)
+    assert reply[0].startswith("> **") and "in Turkije verbleef" in reply[0].split("\n")[0]
+    more = "\n".join(chat.handle("/more"))
+    assert more.startswith("De citaten van het antwoord, volledig:") and "in Turkije verbleef" in more
+    declined = "\n".join(chat.handle("Wie won de Tour de France van 2023?"))
+    assert declined.startswith("Ik heb in de artikelen geen passage gevonden") and "/more" in declined
+    closest = "\n".join(chat.handle("/more"))
+    assert closest.startswith("Andere passages die in de buurt kwamen")
+
+
+def test_eval_scores_what_the_reader_sees(make_bron, config, tmp_path: Path) -> None:
+    articles = [json.loads(line) for line in (NEWSQA / "articles.jsonl").read_text(encoding="utf-8").splitlines()[:2]]
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "articles.jsonl").write_text("\n".join(json.dumps(a) for a in articles) + "\n", encoding="utf-8")
+    questions = [json.loads(line) for line in (NEWSQA / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    mine = [q for q in questions if q["article_id"] == articles[0]["id"]][:3] + [q for q in questions if q["article_id"] is None][:2]
+    bron = make_bron(folder)
+    keys = {a.id: bron.library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in bron.library.articles()}
+    result = score(bron.library, config, mine, keys)
+    for key in ("answered_hit@3", "lead_sentence_hit", "abstain_rate", "abstain_removed_rate", "false_abstain_rate"):
+        assert {key, key + "_nl", key + "_en"} <= set(result)
+    assert result["answered_hit@3"] >= 2 / 3 and result["false_abstain_rate"] <= 1 / 3
+    assert 0 < result["reply_chars_p50"] <= result["reply_chars_p90"]
