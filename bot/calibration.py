@@ -16,25 +16,29 @@ from embeddings.library import Library
 FALSE_ABSTAIN = 0.035
 
 
-def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = None, progress: bool = False) -> dict:
-    """Fit on ``folder`` (newsqa-dev format), write the model to ``out``, return the cross-validated figures."""
+def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = None, progress: bool = False, false_abstain: float = FALSE_ABSTAIN) -> dict:
+    """Fit on ``folder`` (newsqa-dev format), write the model to ``out``, return the cross-validated figures.
+
+    ``false_abstain`` is the share of answerable questions the model may decline: lower answers more
+    often, higher declines more of the questions the articles do not answer.
+    """
     questions = [json.loads(line) for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     with tempfile.TemporaryDirectory(prefix="bron-calibrate-") as tmp:
         library = Library.open(Path(work_dir or tmp) / "calibrate-index", config, progress=progress)
         library.ingest([folder / "articles.jsonl"], progress=progress)
         keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
         asked = collect(library, questions, keys, _bar("Asking") if progress else None)
-    figures, _ = cross_validate(asked, false_abstain=FALSE_ABSTAIN)
+    figures, _ = cross_validate(asked, false_abstain=false_abstain)
     info = {
         "fitted_on": folder.name,
         "questions": questions_fingerprint(folder),
         "answerable": sum(1 for q in questions if q.get("article_id")),
         "unanswerable": sum(1 for q in questions if not q.get("article_id")),
-        "false_abstain_target": FALSE_ABSTAIN,
+        "false_abstain_target": false_abstain,
         "cross_validated": figures,
         "date": dt.date.today().isoformat(),
     }
-    fit(asked, FALSE_ABSTAIN, info=info).save(out)
+    fit(asked, false_abstain, info=info).save(out)
     return figures
 
 

@@ -171,7 +171,10 @@ def cmd_calibrate(args: argparse.Namespace, config: Config) -> int:
     from bot.calibration import calibrate
 
     out = Path(args.out)
-    figures = calibrate(Path(args.dir), config, out, work_dir=Path(args.data_dir) if args.data_dir else None, progress=not args.quiet)
+    if not 0 < args.false_abstain < 1:
+        print("bron: --false-abstain must be between 0 and 1, e.g. 0.035", file=sys.stderr)
+        return 2
+    figures = calibrate(Path(args.dir), config, out, work_dir=Path(args.data_dir) if args.data_dir else None, progress=not args.quiet, false_abstain=args.false_abstain)
     print(json.dumps(figures))
     print(f"wrote {out}; use it with `answer: {{model: {out.resolve()}}}` in config.yaml (or BRON_ANSWER_MODEL)", file=sys.stderr)
     return 0
@@ -225,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the answerability model on a folder in the newsqa-dev format")
     p.add_argument("dir")
     p.add_argument("--out", default="answerability.json", help="where to write the model (default: ./answerability.json)")
+    p.add_argument("--false-abstain", type=float, default=0.035, help="share of answerable questions that may be declined (default 0.035)")
     p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("serve", help="run a chat bot")
     p.add_argument("platform", choices=["telegram", "matrix"])

@@ -56,21 +56,31 @@ def citation(article: ArticleInfo, lang: str, fmt: Format) -> str:
     return f"[{article.id}] {title} — {meta} · {url or t('no_link', lang)}"
 
 
-def _marked(passage: Passage, fmt: Format, max_chars: int | None = None) -> str:
-    """The whole quote with the answering sentence marked (bold), shortened around it if needed."""
+def _marked(passage: Passage, fmt: Format) -> str:
+    """The whole quote with the answering sentence marked (bold)."""
     text = passage.text
     hs, he = passage.highlight
     before, mark, after = text[:hs], text[hs:he], text[he:]
-    if max_chars is not None and len(text) > max_chars:
-        # Keep the answering sentence whole where possible; trim the context around it first.
-        room = max(max_chars - len(mark), 0)
-        before = ELLIPSIS + before[-(room // 2):].lstrip() if len(before) > room // 2 else before
-        after = after[: max(room - len(before), 0)].rstrip() + ELLIPSIS if len(after) > room - len(before) else after
-        if len(mark) > max_chars:
-            mark, before, after = mark[: max_chars - 1] + ELLIPSIS, "", ""
     if fmt == "html":
         return f"{_esc(before, fmt)}<b>{_esc(mark, fmt)}</b>{_esc(after, fmt)}"
     return f"{before}**{mark}**{after}" if mark.strip() else text
+
+
+def _around(passage: Passage, fmt: Format, room: int) -> str:
+    """The context on either side of the answering sentence (at most ``room`` characters each), with
+    the sentence itself, already shown above, left out as "[…]"."""
+    hs, he = passage.highlight
+    before, after = passage.text[:hs].rstrip(), passage.text[he:].lstrip()
+    if len(before) > room:
+        tail = before[-room:]
+        # Start at a word, not in the middle of one.
+        cut = tail.find(" ")
+        before = ELLIPSIS + (tail[cut + 1 :] if 0 <= cut < len(tail) // 2 else tail).lstrip()
+    if len(after) > room:
+        head = after[:room]
+        cut = head.rfind(" ")
+        after = (head[:cut] if cut > len(head) // 2 else head).rstrip() + ELLIPSIS
+    return f"{_esc(before, fmt)} [{ELLIPSIS}] {_esc(after, fmt)}".strip()
 
 
 def _quote_lines(body: str) -> str:
@@ -89,32 +99,34 @@ def _has_context(passage: Passage) -> bool:
 # Telegram shows about three lines of a collapsed <blockquote expandable> (~40 characters each on a
 # phone): what a reader sees of a quote's context before expanding it.
 COLLAPSED_PREVIEW = 120
-# Matrix and the terminal cannot collapse: the context is shortened to this, around the sentence.
-CONTEXT_CHARS = 320
+# Matrix and the terminal cannot collapse: the context is this many characters on either side.
+CONTEXT_CHARS = 160
 
 
 def passage_block(passage: Passage, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, full: bool = False) -> str:
     """One quote: the answering sentence and its citation first, then its context.
 
-    The context is the whole quote with the sentence marked: in an expandable (collapsed) blockquote
-    when ``expandable`` (Telegram), else shortened to :data:`CONTEXT_CHARS` with ellipses unless
-    ``full``. Context, then sentence, are shortened further if the block would not fit in ``limit``.
+    The context is the whole quote with the sentence marked when ``full``, or in an expandable
+    (collapsed) blockquote when ``expandable`` (Telegram); otherwise (Matrix, terminal) it is the
+    text around the sentence, at most :data:`CONTEXT_CHARS` on each side. Context, then sentence,
+    are shortened further if the block would not fit in ``limit``.
     """
     cite = citation(passage.article, lang, fmt)
     sentence = _sentence(passage) or passage.text
-    context = len(passage.text) if full or expandable else min(CONTEXT_CHARS, len(passage.text))
+    room = None if full or expandable else CONTEXT_CHARS
     keep = len(sentence)
     while True:
-        block = _passage_block(passage, sentence, keep, cite, fmt, context, expandable)
-        if length(block) <= limit or (context <= 40 and keep <= 40):
+        block = _passage_block(passage, sentence, keep, cite, fmt, room, expandable)
+        if length(block) <= limit or ((room or 0) <= 20 and room is not None and keep <= 40):
             return block
-        if context > 40:
-            context = int(context * 0.7)
+        if room is None or room > 20:
+            room = int((room or len(passage.text)) * 0.7)
+            expandable = False  # past this point the context is cut, so it is shown shortened
         else:
             keep = int(keep * 0.7)
 
 
-def _passage_block(passage: Passage, sentence: str, keep: int, cite: str, fmt: Format, context: int, expandable: bool) -> str:
+def _passage_block(passage: Passage, sentence: str, keep: int, cite: str, fmt: Format, room: int | None, expandable: bool) -> str:
     shown = sentence if len(sentence) <= keep else sentence[: max(keep - 1, 1)] + ELLIPSIS
     if fmt == "html":
         head = f"<blockquote><b>{_esc(shown, fmt)}</b></blockquote>\n{cite}"
@@ -122,7 +134,7 @@ def _passage_block(passage: Passage, sentence: str, keep: int, cite: str, fmt: F
         head = f"{_quote_lines('**' + shown + '**')}\n{cite}"
     if not _has_context(passage):
         return head
-    body = _marked(passage, fmt, context if context < len(passage.text) else None)
+    body = _marked(passage, fmt) if room is None else _around(passage, fmt, room)
     if fmt == "html":
         tag = "blockquote expandable" if expandable else "blockquote"
         return f"{head}\n<{tag}>{body}</blockquote>"

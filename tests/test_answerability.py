@@ -42,7 +42,7 @@ def _asked(rng: np.random.Generator, group: str, kind: str, answer: bool) -> Ask
     x = rng.normal(0, 1, (6, len(FEATURES)))
     y = np.zeros(6)
     if answer:
-        x[0, 0] += 3.0  # the answering sentence stands out on the first signal
+        x[0, 0] += 5.0  # the answering sentence stands out on the first signal
         y[0] = 1
     return Asked(group + kind, group, kind, "nl", x, y, np.arange(6) // 2, [answer, False, False], [100, 100, 100], np.full(6, 50))
 

@@ -57,6 +57,14 @@ def candidate_signals(
     data = snapshot.data
     terms = read_question(question)
     rows: list[tuple[int, int, Candidate]] = []
+    stems_of: dict[int, frozenset[str]] = {}
+
+    def sentence_stems(sid: int) -> frozenset[str]:
+        if sid not in stems_of:
+            s = data.sentences[sid]
+            stems_of[sid] = frozenset(stem_set(snapshot.articles[s.article_id].text[s.start : s.end]))
+        return stems_of[sid]
+
     for h, hit in enumerate(hits):
         article_id = data.chunks[hit.chunk_id].article_id
         article = snapshot.articles[article_id]
@@ -71,8 +79,11 @@ def candidate_signals(
             sims = data.sentence_vectors[ids] @ query
             for sid, sim in zip(ids, sims):
                 s = data.sentences[sid]
-                text = article.text[s.start : s.end]
-                rows.append((h, sid, Candidate(text, frozenset(stem_set(text)), float(sim), passage_cos, article_cos, stems, prefixes, article.language != language)))
+                before = sentence_stems(sid - 1) if sid > 0 and data.sentences[sid - 1].article_id == article_id else frozenset()
+                candidate = Candidate(
+                    article.text[s.start : s.end], sentence_stems(sid), before, float(sim), passage_cos, article_cos, stems, prefixes, article.language != language
+                )
+                rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)
     return [(h, sid, signals(terms, c, best)) for h, sid, c in rows]
 

@@ -17,6 +17,7 @@ FEATURES = (
     "article_cos",  # cos(question, the article's title and lead)
     "sentence_gap",  # sentence_cos minus the best sentence_cos among the candidates (<= 0)
     "words_in_sentence",  # share of the question's content words found in the sentence
+    "words_in_window",  # ... in the sentence or the one before it ("Hij wilde ..." answers about the man named before)
     "words_in_article",  # share found anywhere in the article
     "names_missing",  # share of the question's names and numbers absent from the article
     "kind_missing",  # 1 when the question asks for a number/time/name and the sentence has none
@@ -32,6 +33,7 @@ class Candidate:
 
     sentence: str
     sentence_stems: frozenset[str]
+    previous_stems: frozenset[str]  # of the sentence before it in the article (empty for the first)
     sentence_cos: float
     passage_cos: float
     article_cos: float
@@ -66,6 +68,7 @@ def signals(terms: QuestionTerms, candidate: Candidate, best_sentence_cos: float
         candidate.article_cos,
         candidate.sentence_cos - best_sentence_cos,
         _share(terms.content, candidate.sentence_stems),
+        _share(terms.content, candidate.sentence_stems | candidate.previous_stems),
         _share(terms.content, candidate.article_stems),
         missing,
         0.0 if has_kind(terms.kind, candidate.sentence, names) else 1.0,
