@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.errors import FetchFailed
+from embeddings.documents import MAX_TITLE_CHARS
 from embeddings.fetch import Fetcher, FetchError, FetchSettings
 from embeddings.web import read_page
 from web.newsite import BAD_LOCATIONS, Site
@@ -78,6 +79,13 @@ def test_a_redirect_to_an_unusable_location_is_a_fetch_error(fetcher: Fetcher, s
 def test_a_malformed_address_is_a_fetch_error(fetcher: Fetcher, url: str) -> None:
     with pytest.raises(FetchError):
         fetcher.get(url)
+
+
+def test_a_giant_page_title_is_cut_to_the_cap(fetcher: Fetcher, site: Site) -> None:
+    site.overrides["d004"] = {"title": "Een heel lange kop " * 2000}
+    result = read_page(fetcher, site.page_url("d004"))
+    assert result.doc is not None, result.reason
+    assert 100 < len(result.doc.title) <= MAX_TITLE_CHARS and result.doc.title.startswith("Een heel lange kop")
 
 
 @pytest.mark.slow
