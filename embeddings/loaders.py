@@ -231,7 +231,7 @@ def load_jsonl(path: Path) -> Iterator[Document | LoadError]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line.lstrip("\ufeff"))  # a byte order mark where files were concatenated
         except json.JSONDecodeError:
             yield LoadError(f"line {number} is not a JSON object")
             continue

@@ -44,9 +44,10 @@ def test_a_deeply_nested_jsonl_line_is_skipped_and_the_rest_is_read(tmp_path: Pa
         json.dumps({"id": "a", "title": "Regel een", "text": GOOD}),
         "[" * 100_000 + "]" * 100_000,
         json.dumps({"id": "b", "title": "Regel drie", "text": GOOD + " Drie."}),
+        "\ufeff" + json.dumps({"id": "c", "title": "Na een BOM", "text": GOOD + " Vier."}),
     ]
     docs, errors = _load(_write(tmp_path, "mixed.jsonl", "\n".join(lines) + "\n"))
-    assert [d.title for d in docs] == ["Regel een", "Regel drie"]
+    assert [d.title for d in docs] == ["Regel een", "Regel drie", "Na een BOM"]
     assert len(errors) == 1 and errors[0].startswith("line 2") and "nested" in errors[0]
 
 
