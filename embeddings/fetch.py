@@ -149,18 +149,25 @@ def _inflate(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
     zlib is asked for bounded output, so a few KB that inflate to gigabytes cost only what the caller
     reads before it stops. "deflate" is meant to be zlib-wrapped but some servers send it raw.
     """
-    wbits = 16 + zlib.MAX_WBITS if coding in ("gzip", "x-gzip") else None
-    inflater = zlib.decompressobj(wbits) if wbits else None
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if coding in ("gzip", "x-gzip") else None
+    head = b""
     for piece in pieces:
-        if inflater is None:  # deflate: the first byte tells zlib-wrapped from raw
-            wrapped = len(piece) >= 2 and piece[0] & 0x0F == 8 and (piece[0] << 8 | piece[1]) % 31 == 0
+        if inflater is None:  # deflate: the first two bytes tell zlib-wrapped from raw
+            head += piece
+            if len(head) < 2:
+                continue
+            wrapped = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
             inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            piece = head
         data = piece
         while data and not inflater.eof:
             out = inflater.decompress(data, _PIECE)
             data = inflater.unconsumed_tail
             if out:
                 yield out
+    if inflater is None and head:  # a one-byte deflate body
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        yield inflater.decompress(head, _PIECE)
     if inflater is not None and not inflater.eof:
         while out := inflater.decompress(b"", _PIECE):  # what zlib still holds back
             yield out

@@ -48,6 +48,21 @@ def test_compressed_pages_still_decode(fetcher: Fetcher, site: Site, encodings: 
     assert page.body == site.render_article("d001").encode()
 
 
+@pytest.mark.parametrize("size", [1, 7, 65536])
+def test_decoding_does_not_depend_on_how_the_body_is_cut(size: int) -> None:
+    import gzip
+    import os
+    import zlib
+
+    from embeddings.fetch import _decoded
+
+    data = os.urandom(1000) + b"abc" * 100_000
+    for encoding, blob in [("deflate", zlib.compress(data)), ("deflate", zlib.compress(data)[2:-4]), ("gzip", gzip.compress(data)),
+                           ("deflate, gzip", gzip.compress(zlib.compress(data))), ("gzip", b"")]:
+        pieces = [blob[i : i + size] for i in range(0, len(blob), size)]
+        assert b"".join(_decoded(pieces, encoding)) == (data if blob else b""), encoding
+
+
 def test_an_unknown_content_encoding_is_refused(fetcher: Fetcher, site: Site) -> None:
     with pytest.raises(FetchError, match="content encoding"):
         fetcher.get(site.url("/encoded/gzip,snappy/d001.html"))
