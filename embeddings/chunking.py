@@ -2,6 +2,9 @@
 
 Every span is a ``(start, end)`` pair such that ``text[start:end]`` is the quoted string, so a quote
 can always be checked against the article it claims to come from.
+
+A sentence is at most MAX_SENTENCE_CHARS long (text without sentence ends is cut at whitespace, or
+mid-word if there is none), so a passage is at most ``max(max_chars, MAX_SENTENCE_CHARS)`` long.
 """
 
 from __future__ import annotations
@@ -10,6 +13,10 @@ import re
 from dataclasses import dataclass
 
 Span = tuple[int, int]
+
+# Well above any real sentence (the longest in newsqa-dev is 296 characters), well below what
+# makes one embedding slow: a 5 MB line without a full stop was once one "sentence".
+MAX_SENTENCE_CHARS = 1000
 
 # Abbreviations after which a full stop does not end a sentence (Dutch and English news).
 ABBREVIATIONS = {
@@ -82,7 +89,32 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
     span = _strip_span(text, pos, end)
     if span:
         spans.append(span)
-    return [piece for s in spans for piece in _split_lines(text, s)]
+    return [part for s in spans for piece in _split_lines(text, s) for part in _cap(text, piece)]
+
+
+def _cap(text: str, span: Span, limit: int = MAX_SENTENCE_CHARS) -> list[Span]:
+    """``span`` cut into pieces of at most ``limit`` characters, at the last whitespace before the
+    limit when there is one in its second half, else at the limit itself."""
+    start, end = span
+    if end - start <= limit:
+        return [span]
+    pieces: list[Span] = []
+    while end - start > limit:
+        cut = start + limit
+        for i in range(cut, start + limit // 2, -1):
+            if text[i].isspace():
+                cut = i
+                break
+        piece = _strip_span(text, start, cut)
+        if piece:
+            pieces.append(piece)
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    piece = _strip_span(text, start, end)
+    if piece:
+        pieces.append(piece)
+    return pieces
 
 
 def _split_lines(text: str, span: Span) -> list[Span]:

@@ -3,7 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+
+# A title is a line of a citation: the newsqa-dev titles are under 140 characters.
+MAX_TITLE_CHARS = 300
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clip_title(title: str) -> str:
+    """``title`` on one line, cut at a word boundary to at most MAX_TITLE_CHARS (ending in "…")."""
+    title = " ".join(title.split())
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    cut = title.rfind(" ", 0, MAX_TITLE_CHARS)
+    if cut < MAX_TITLE_CHARS // 2:  # one giant word: cut inside it
+        cut = MAX_TITLE_CHARS - 1
+    return title[:cut].rstrip() + "…"
+
+
+def valid_text(text: str) -> str:
+    """``text`` with lone surrogates (from JSON escapes such as ``\\ud800``) replaced by U+FFFD:
+    they cannot be stored as UTF-8."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from embeddings.documents import Document
+from embeddings.documents import Document, clip_title
 from embeddings.language import detect_language
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def extract_article(markup: str | bytes, url: str, hints: dict[str, str] | None 
     if len(text) < MIN_TEXT_CHARS:
         raise ExtractError("no article text found on the page")
     canonical = _canonical(found.url, url)
-    title = " ".join((found.title or hints.get("title") or "").split()) or canonical
+    title = clip_title(found.title or hints.get("title") or "") or clip_title(canonical)
     doc = Document(
         key=canonical,
         title=title,

@@ -1,18 +1,21 @@
 """Polite, bounded HTTP fetching: one User-Agent naming Bron, robots.txt, and hard limits.
 
-Every request has a timeout for the whole exchange, a size limit enforced while streaming (the body
-is never read past it), a bounded number of redirects (each hop checked against robots.txt), and at
-most ``concurrency`` requests run at once. Anything that goes wrong raises :class:`FetchError` with a
-reason a user can read; callers skip that page and go on with the rest.
+Every request has a timeout for the whole exchange (connecting, headers and body), a size limit
+enforced on the decoded bytes while streaming (the body is never read or inflated past it, whatever
+chain of compressions the server claims), a bounded number of redirects (each hop checked against
+robots.txt), and at most ``concurrency`` requests run at once. Anything that goes wrong raises
+:class:`FetchError` with a reason a user can read; callers skip that page and go on with the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,6 +37,10 @@ ROBOTS_TTL_S = 24 * 3600
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must read at least 500 KiB
 ROBOTS_MAX_REDIRECTS = 5
 _REDIRECTS = (301, 302, 303, 307, 308)
+# Content codings Bron asks for and decodes itself, a piece at a time (see _decoded).
+ACCEPT_ENCODING = "gzip, deflate"
+MAX_ENCODINGS = 3  # each layer holds a 32 KB window; no real server stacks more than two
+_PIECE = 64 * 1024  # the most one decompression step may produce
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -123,9 +130,126 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
 
 
+def _scheme(url: str) -> str:
+    """The URL's scheme, or "" for text that does not parse as a URL."""
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return ""
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _inflate(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
+    """Undo one gzip or deflate layer, never producing more than _PIECE bytes per step.
+
+    zlib is asked for bounded output, so a few KB that inflate to gigabytes cost only what the caller
+    reads before it stops. "deflate" is meant to be zlib-wrapped but some servers send it raw.
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if coding in ("gzip", "x-gzip") else None
+    head = b""
+    for piece in pieces:
+        if inflater is None:  # deflate: the first two bytes tell zlib-wrapped from raw
+            head += piece
+            if len(head) < 2:
+                continue
+            wrapped = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+            inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            piece = head
+        data = piece
+        while data and not inflater.eof:
+            out = inflater.decompress(data, _PIECE)
+            data = inflater.unconsumed_tail
+            if out:
+                yield out
+    if inflater is None and head:  # a one-byte deflate body
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        yield inflater.decompress(head, _PIECE)
+    if inflater is not None and not inflater.eof:
+        while out := inflater.decompress(b"", _PIECE):  # what zlib still holds back
+            yield out
+
+
+def _decoded(pieces: Iterable[bytes], content_encoding: str) -> Iterator[bytes]:
+    """The body with every content coding undone, last applied first, lazily."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    if len(codings) > MAX_ENCODINGS:
+        raise FetchError(f"the server stacked {len(codings)} content encodings ({content_encoding})")
+    unknown = [c for c in codings if c not in ("gzip", "x-gzip", "deflate")]
+    if unknown:
+        raise FetchError(f"the server used a content encoding Bron cannot read ({', '.join(unknown)})")
+    for coding in reversed(codings):
+        pieces = _inflate(pieces, coding)
+    return iter(pieces)
+
+
+class _Redirect(Exception):
+    """A redirect, raised from a response hook: httpx would otherwise parse the Location itself, even
+    when not following it, and fail on a malformed one (``javascript:alert(1)``) with no FetchError."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
+def _stop_at_redirect(response: httpx.Response) -> None:
+    if response.status_code in _REDIRECTS and response.headers.get("location"):
+        raise _Redirect(response.headers["location"])
+
+
+class _Deadline:
+    """Cuts a request's connection when its time is up.
+
+    httpx's timeouts apply to each read, so a server that sends a header byte every second would
+    never time out; this timer bounds the whole request. It learns the socket through httpx's
+    ``trace`` extension when the connection opens (connections are not reused, see Fetcher).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx trace hook: remember the socket of each new connection."""
+        if event not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._cut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                self._cut(sock)
+
+    @staticmethod
+    def _cut(sock: socket.socket) -> None:
+        try:
+            # shutdown() wakes a blocked read at once (close() would not); the base class method,
+            # because SSLSocket's own would drop its TLS state under the reading thread's feet
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed, or detached when TLS took the socket over
 
 
 class _RobotsCache:
@@ -180,10 +304,12 @@ class Fetcher:
         self.settings = settings or FetchSettings()
         s = self.settings
         self._client = httpx.Client(
-            headers={"User-Agent": s.user_agent, "Accept-Language": "nl, en;q=0.8, *;q=0.5"},
+            headers={"User-Agent": s.user_agent, "Accept-Language": "nl, en;q=0.8, *;q=0.5", "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(s.timeout),
             follow_redirects=False,  # followed by hand, so every hop is counted and checked
-            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            # No keep-alive: a fresh connection per request is one _Deadline can cut when time is up.
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=0),
+            event_hooks={"response": [_stop_at_redirect]},
         )
         self._robots = _RobotsCache(self)
         self._slots = threading.BoundedSemaphore(s.concurrency)
@@ -217,7 +343,7 @@ class Fetcher:
         seen = [url]
         current = url
         while True:
-            if urlsplit(current).scheme not in ("http", "https"):
+            if _scheme(current) not in ("http", "https"):
                 raise FetchError(f"not a web address: {current}")
             if check_robots and self.settings.respect_robots:
                 refusal = self._robots.refusal(current)
@@ -228,7 +354,10 @@ class Fetcher:
             if isinstance(result, Page):
                 result.url = url
                 return result
-            current = urljoin(current, result)
+            try:
+                current = urljoin(current, result)
+            except ValueError:
+                raise FetchError(f"redirected to a malformed address ({result!r})") from None
             if current in seen:
                 raise FetchError(f"redirect loop ({' -> '.join(seen + [current])})")
             seen.append(current)
@@ -238,38 +367,52 @@ class Fetcher:
     def _request(self, url: str, accept: tuple[str, ...], headers: dict[str, str] | None, allow_empty: bool, max_bytes: int) -> Page | str:
         """One request: a Page, or the Location of a redirect."""
         timeout = self.settings.timeout
-        deadline = time.monotonic() + timeout
+        deadline = _Deadline(timeout)
         try:
-            with self._client.stream("GET", url, headers=headers) as r:
-                if r.status_code in _REDIRECTS and r.headers.get("location"):
-                    return r.headers["location"]
-                kept = {k: r.headers[k] for k in ("etag", "last-modified") if k in r.headers}
-                ctype, charset = _content_type(r.headers.get("content-type", ""))
-                if r.status_code == 304:
-                    return Page(url, str(r.url), 304, ctype, charset, b"", kept)
-                if r.status_code >= 400:
-                    raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code)
-                if accept and ctype and ctype not in accept:
-                    raise FetchError(f"not a supported page type ({ctype})", r.status_code)
-                declared = r.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise FetchError(f"larger than the {_size(max_bytes)} limit ({_size(int(declared))})", r.status_code)
-                body = bytearray()
-                for chunk in r.iter_bytes():  # decoded bytes: a compressed bomb stops at the limit too
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise FetchError(f"larger than the {_size(max_bytes)} limit (stopped reading)", r.status_code)
-                    if time.monotonic() > deadline:
-                        raise FetchError(f"timed out after {timeout:g} s", r.status_code)
-                if not body and not allow_empty:
-                    raise FetchError("the server sent an empty page", r.status_code)
-                return Page(url, str(r.url), r.status_code, ctype, charset, bytes(body), kept)
+            with deadline, self._client.stream("GET", url, headers=headers, extensions={"trace": deadline.trace}) as r:
+                page = self._response(r, url, accept, allow_empty, max_bytes)
+            if deadline.expired:  # the cut connection can look like the end of the body
+                raise FetchError(f"timed out after {timeout:g} s", r.status_code)
+            return page
+        except _Redirect as redirect:
+            return redirect.location  # checked by get() like any address
         except httpx.TimeoutException:
             raise FetchError(f"timed out after {timeout:g} s") from None
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"not a valid web address ({exc})") from None
         except httpx.ConnectError as exc:
             raise FetchError(f"cannot connect ({exc})") from None
         except httpx.HTTPError as exc:
+            if deadline.expired:
+                raise FetchError(f"timed out after {timeout:g} s") from None
             raise FetchError(f"network error ({exc.__class__.__name__}: {exc})") from None
+
+    def _response(self, r: httpx.Response, url: str, accept: tuple[str, ...], allow_empty: bool, max_bytes: int) -> Page:
+        """Check a response's status and type, then read its body up to ``max_bytes`` decoded bytes."""
+        kept = {k: r.headers[k] for k in ("etag", "last-modified") if k in r.headers}
+        ctype, charset = _content_type(r.headers.get("content-type", ""))
+        if r.status_code == 304:
+            return Page(url, str(r.url), 304, ctype, charset, b"", kept)
+        if r.status_code >= 400:
+            raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code)
+        if accept and ctype and ctype not in accept:
+            raise FetchError(f"not a supported page type ({ctype})", r.status_code)
+        declared = r.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise FetchError(f"larger than the {_size(max_bytes)} limit ({_size(int(declared))})", r.status_code)
+        body = bytearray()
+        encoding = r.headers.get("content-encoding", "")
+        try:
+            # iter_raw, decoded here: httpx would inflate each layer of a nested encoding in one go
+            for chunk in _decoded(r.iter_raw(), encoding):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise FetchError(f"larger than the {_size(max_bytes)} limit (stopped reading)", r.status_code)
+        except zlib.error:
+            raise FetchError(f"the page's compression ({encoding}) is broken", r.status_code) from None
+        if not body and not allow_empty:
+            raise FetchError("the server sent an empty page", r.status_code)
+        return Page(url, str(r.url), r.status_code, ctype, charset, bytes(body), kept)
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``[fn(item) ...]`` with at most ``concurrency`` running at once, in input order."""

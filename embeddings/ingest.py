@@ -10,7 +10,7 @@ import numpy as np
 
 from embeddings.chunking import chunk_text, paragraphs, sentences as sentence_spans
 from embeddings.documents import Document
-from embeddings.loaders import LoadError, find_files, load_file
+from embeddings.loaders import LoadError, display_path, find_files, load_file
 from embeddings.snapshot import Snapshot
 from embeddings.store import ArticleRow, ChunkRow, SentenceRow, SnapshotData
 
@@ -43,12 +43,12 @@ def read_documents(paths: Sequence[Path]) -> tuple[list[Document], list[tuple[st
     roots = [Path(p).expanduser().resolve() for p in paths]
     for root in roots:
         if not root.exists():
-            skipped.append((str(root), "no such file or folder"))
+            skipped.append((display_path(root), "no such file or folder"))
             continue
-        for file in find_files(root):
+        for file in find_files(root, unreadable=skipped):
             for item in load_file(file):
                 if isinstance(item, LoadError):
-                    skipped.append((str(file), str(item)))
+                    skipped.append((display_path(file), str(item)))
                 else:
                     docs.append(item)
     return docs, skipped, roots

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 
-from embeddings.documents import Document
+from embeddings.documents import Document, clip_title
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def read_pdf(data: bytes, key: str, origin: str, url: str | None = None) -> Docu
     paragraphs = [p for page in pages for p in _paragraphs(page)]
     if sum(len(p) for p in paragraphs) < 20:
         raise PdfError("the PDF has no text layer (a scan?)")
-    title = _meta(reader, "/Title")
+    title = clip_title(_meta(reader, "/Title"))
     if not title:
         title, paragraphs = paragraphs[0][:200], paragraphs[1:]
     author = _meta(reader, "/Author")

@@ -7,9 +7,11 @@ Atom feeds of them, a robots.txt, and routes that fail in the ways real sites do
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import threading
+import zlib
 import time
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -30,6 +32,17 @@ Disallow: /no-bron/
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 SLOW_SECONDS = 4.0
 HUGE_BYTES = 8 * 1024 * 1024
+# /bomb/<encodings>: this many zero bytes once decoded, a few KB on the wire when compressed twice.
+BOMB_BYTES = 64 * 1024 * 1024
+# /slow-headers sends one header byte per tick, for at most this long.
+TRICKLE_SECONDS = 8.0
+# Location headers no client can follow (/redirect/<name>).
+BAD_LOCATIONS = {
+    "javascript": "javascript:alert(1)",
+    "broken-ipv6": "http://[::1",
+    "control-char": "http://example.org/\x00",
+    "file": "file:///etc/passwd",
+}
 
 NAV = ["Binnenland", "Buitenland", "Economie", "Sport", "Tech", "Cultuur", "Weer"]
 COOKIE_TEXT = (
@@ -279,11 +292,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, "", headers={"Location": "/loop-again.html"})
         elif path == "/loop-again.html":
             self._send(302, "", headers={"Location": "/loop.html"})
+        elif path.startswith("/bomb/"):
+            self._send_encoded(_bomb(tuple(path.split("/")[2].split(","))), path.split("/")[2])
+        elif path.startswith("/encoded/") and name in site.articles:
+            self._send_encoded(_compress(site.render_article(name).encode(), path.split("/")[2].split(",")), path.split("/")[2])
+        elif path == "/slow-headers":
+            self._trickle_headers()
+        elif path.startswith("/redirect/") and path.removeprefix("/redirect/") in BAD_LOCATIONS:
+            self._send(302, "", headers={"Location": BAD_LOCATIONS[path.removeprefix("/redirect/")]})
         elif path in site.files:
             ctype, data = site.files[path]
             self._send(200, data, ctype)
         else:
             self._send(404, "<h1>Not Found</h1>")
+
+    def _send_encoded(self, body: bytes, encodings: str) -> None:
+        """A body already compressed with ``encodings`` (e.g. ``gzip,gzip``, in the order applied)."""
+        self._send(200, body, headers={"Content-Encoding": ", ".join(encodings.split(","))})
+
+    def _trickle_headers(self) -> None:
+        """A status line, then one header byte at a time: each read succeeds, the headers never end."""
+        deadline = time.monotonic() + TRICKLE_SECONDS
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            self.wfile.flush()
+            while time.monotonic() < deadline and not self.server.site.stop.wait(0.1):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up, as it should
+        self.close_connection = True
 
     def _stream_huge(self) -> None:
         """An endless-looking page without Content-Length: the client must stop reading by itself."""
@@ -299,6 +337,23 @@ class _Handler(BaseHTTPRequestHandler):
                 sent += len(chunk)
         except OSError:
             pass  # the client hung up, as it should
+
+
+_BOMBS: dict[tuple[str, ...], bytes] = {}
+
+
+def _compress(data: bytes, encodings: list[str] | tuple[str, ...]) -> bytes:
+    """``data`` compressed by each HTTP content coding in turn (gzip, deflate = zlib format)."""
+    for name in encodings:
+        data = gzip.compress(data, 9) if name == "gzip" else zlib.compress(data, 9) if name == "deflate" else data
+    return data
+
+
+def _bomb(encodings: tuple[str, ...]) -> bytes:
+    """BOMB_BYTES of zeros, compressed by each encoding in order (built once per chain)."""
+    if encodings not in _BOMBS:
+        _BOMBS[encodings] = _compress(b"\0" * BOMB_BYTES, encodings)
+    return _BOMBS[encodings]
 
 
 class _Server(ThreadingHTTPServer):
