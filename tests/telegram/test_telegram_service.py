@@ -1,0 +1,77 @@
+"""``bron serve telegram`` run as a service: readiness, metrics and a graceful SIGTERM, in one subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from service import SLOW, free_port, get, readiness_seen, scrape, service_env, start_service, total, wait_exit
+from standin import ANNA, BOB, BotApiStandIn
+from support import SEED_QUESTION_EN, SEED_QUESTION_NL
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+OFF_TOPIC = "Wie won de Tour de France van 2023?"
+
+
+async def test_serve_is_ready_after_loading_counts_questions_and_stops_after_the_answer(
+    api: BotApiStandIn, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = service_env(tmp_path / "data", port, BRON_TELEGRAM_TOKEN=api.token, BRON_TELEGRAM_BASE_URL=api.base_url)
+    process = await start_service("serve", "telegram", env=env)
+    try:
+        # Sent while the bot starts: Telegram keeps it, and the bot answers it once it is up.
+        api.send_text(ANNA, SEED_QUESTION_NL)
+        seen = await readiness_seen(port, process)
+        assert seen[0] == (503, "loading the models and the index"), seen
+        assert seen[-1] == (200, "ready")
+        assert (await get(port, "/healthz")).status_code == 200
+        assert "in Turkije verbleef" in (await api.wait_sent(ANNA["id"], timeout=60))[0].text
+
+        api.send_text(BOB, SEED_QUESTION_EN)
+        await api.wait_sent(BOB["id"], timeout=60)
+        api.send_text(ANNA, OFF_TOPIC)
+        await api.wait_sent(ANNA["id"], after=1, timeout=60)
+        samples = await scrape(port)
+        questions = "bron_questions_total"
+        assert total(samples, questions, platform="telegram", outcome="answered") == 2
+        assert total(samples, questions, platform="telegram", outcome="declined") == 1
+        assert total(samples, questions, platform="telegram", outcome="error") == 0
+        assert total(samples, questions, language="en", outcome="answered") == 1
+        assert total(samples, "bron_answer_seconds_count", platform="telegram") == 3
+        assert total(samples, "bron_index_articles") == 1 and total(samples, "bron_index_passages") > 1
+        assert total(samples, "bron_ready") == 1
+
+        # SIGTERM while an answer is being worked out: it is still delivered, then the bot exits 0.
+        typing = _typing_count(api)
+        api.send_text(ANNA, SLOW + SEED_QUESTION_NL)
+        await _until(lambda: _typing_count(api) > typing)  # the bot took the update and is answering
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        stopping = await get(port, "/readyz")
+        assert stopping is not None and (stopping.status_code, stopping.text.strip()) == (503, "stopping")
+        api.send_text(BOB, SEED_QUESTION_EN)  # after the stop: left for the next start
+        assert await wait_exit(process) == 0
+        last = api.sent_to(ANNA["id"])
+        assert len(last) == 3 and "in Turkije verbleef" in last[-1].text
+        assert len(api.sent_to(BOB["id"])) == 1
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _typing_count(api: BotApiStandIn) -> int:
+    return sum(1 for method, _ in api.calls if method == "sendChatAction")
+
+
+async def _until(predicate, timeout: float = 30.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
