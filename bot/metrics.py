@@ -62,6 +62,7 @@ class Metrics:
         self.key_requests = Gauge(
             "bron_matrix_key_requests", "Encrypted Matrix messages waiting for a room key right now.", registry=r,
         )
+        self.in_flight = Gauge("bron_in_flight", "Messages being handled right now.", registry=r)
         self.ready = Gauge("bron_ready", "1 when models and index are loaded and the platform was reached.", registry=r)
 
     def watch_index(self, snapshot: Callable[[], object], data_dir: Path) -> None:

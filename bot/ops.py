@@ -125,6 +125,7 @@ class Ops:
 
     def __post_init__(self) -> None:
         self.readiness = Readiness(self.metrics)
+        self.metrics.in_flight.set_function(lambda: len(self.inflight))
 
 
 class OpsServer:

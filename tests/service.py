@@ -89,6 +89,14 @@ def total(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
 
 
+async def until_in_flight(port: int, timeout: float = 60.0) -> None:
+    """Wait until ``/metrics`` shows a message being handled."""
+    deadline = time.monotonic() + timeout
+    while total(await scrape(port), "bron_in_flight") < 1:
+        assert time.monotonic() < deadline, "no message in flight"
+        await asyncio.sleep(0.05)
+
+
 async def wait_exit(process: asyncio.subprocess.Process, timeout: float = 60.0) -> int:
     """The exit code, once the process ended."""
     return await asyncio.wait_for(process.wait(), timeout)
