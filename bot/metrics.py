@@ -140,10 +140,10 @@ def skip_reason(why: str) -> str:
     """A short, bounded label for why an article was skipped (the full text is in the logs)."""
     text = why.lower()
     for needle, label in (
-        ("robots", "robots"), ("too large", "too_large"), ("larger than", "too_large"), ("timed out", "timeout"),
-        ("timeout", "timeout"), ("http", "http_error"), ("binary", "unreadable"), ("empty", "empty"),
-        ("no text", "empty"), ("same text", "duplicate"), ("canonical", "duplicate"),
-        ("no such file", "missing"), ("not a", "unsupported"),
+        ("same text", "duplicate"), ("canonical", "duplicate"), ("robots", "robots"), ("too large", "too_large"),
+        ("larger than", "too_large"), ("timed out", "timeout"), ("timeout", "timeout"), ("no such file", "missing"),
+        ("binary", "unreadable"), ("empty", "empty"), ("no text", "empty"), ("http", "http_error"),
+        ("not a", "unsupported"),
     ):
         if needle in text:
             return label

@@ -10,7 +10,7 @@ import pytest
 
 from service import SLOW, free_port, get, readiness_seen, scrape, service_env, start_service, total, until_in_flight, wait_exit
 from standin import ANNA, BOB, BotApiStandIn
-from support import SEED_QUESTION_EN, SEED_QUESTION_NL
+from support import REPO, SEED_QUESTION_EN, SEED_QUESTION_NL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -62,3 +62,17 @@ async def test_serve_is_ready_after_loading_counts_questions_and_stops_after_the
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_doctor_checks_the_token_with_the_bot_api(api: BotApiStandIn, tmp_path: Path, capsys, monkeypatch) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("BRON_TELEGRAM_BASE_URL", api.base_url)
+    argv = ["--config", str(REPO / "config.yaml"), "--data-dir", str(tmp_path), "doctor", "telegram"]
+    monkeypatch.setenv("BRON_TELEGRAM_TOKEN", api.token)
+    assert await asyncio.to_thread(main, argv) == 0  # the stand-in answers on this loop meanwhile
+    assert "ok    telegram: token accepted: @bron_test_bot" in capsys.readouterr().out
+    monkeypatch.setenv("BRON_TELEGRAM_TOKEN", "123456:revoked")
+    assert await asyncio.to_thread(main, argv) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  telegram: Telegram refused the token" in out and "fix: set TELEGRAM_BOT_TOKEN" in out
