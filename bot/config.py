@@ -124,6 +124,9 @@ class MatrixConfig:
     # devices of allowed_users.
     trust: str = "tofu"
     articles_per_page: int = 5
+    # After a restart, answer messages that arrived while the bot was away if they are at most this
+    # many minutes old; 0 = never.
+    catch_up_minutes: float = 10.0
 
 
 @dataclass
@@ -201,7 +204,8 @@ POSITIVE = {
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
     "ops.drain_seconds",
 }
-NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes"}
+NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes",
+                "matrix.catch_up_minutes"}
 
 
 def _convert(value: Any, kind: Any, key: str) -> Any:

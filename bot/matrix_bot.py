@@ -53,6 +53,9 @@ POLL_MS = 30_000
 # The first sync only brings the bot up to date: full room state (after a restart the client knows
 # no members, so every room would look like a direct chat), one timeline event per room, never answered.
 FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}}
+# After a restart the first sync also brings what arrived meanwhile, so that recent questions can be
+# answered (matrix.catch_up_minutes); a busier room than this is caught up on its latest messages.
+CATCH_UP_FILTER = {"room": {"timeline": {"limit": 50}}}
 SEND_ATTEMPTS = 6
 
 
@@ -131,6 +134,7 @@ class MatrixBot:
         # A room the bot joins shows it some history: messages from before the bot started are not
         # for it. Timestamps are the homeserver's, hence the margin for a clock a little behind ours.
         self._answer_after_ms = int((time.time() - clock_margin) * 1000)
+        self.catch_up_ms = int(self.config.catch_up_minutes * 60_000)
         self.client.add_event_callback(self._on_text, RoomMessageText)
         self.client.add_event_callback(self._on_undecryptable, MegolmEvent)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
@@ -161,18 +165,21 @@ class MatrixBot:
         assert self.session is not None, "call start() first"
         backoff = Backoff(*self.backoff)
         self.ops.readiness.waiting("first sync with the homeserver")
+        resuming = bool(self.session.next_batch) and self.catch_up_ms > 0
         while not self._stopping:
             first = not self.live.is_set()
             try:
                 response = await self.client.sync(
                     timeout=0 if first else self.poll_ms,
                     since=self.session.next_batch or None,
-                    sync_filter=FIRST_SYNC_FILTER if first else None,
+                    sync_filter=(CATCH_UP_FILTER if resuming else FIRST_SYNC_FILTER) if first else None,
                     full_state=first,
                 )
                 if isinstance(response, SyncError):
                     self._raise_if_fatal(response)
                     raise ConnectionError(f"sync error {response.status_code}: {response.message}")
+                if first and resuming:
+                    self._catch_up(response)
                 await self._after_sync(response)
             except (asyncio.CancelledError, MatrixStartupError):
                 raise
@@ -213,6 +220,31 @@ class MatrixBot:
         else:
             kind = "server"  # e.g. a sync error turned into ConnectionError, or a body nio could not parse
         self.metrics.api_errors.labels("matrix", kind).inc()
+
+    def _catch_up(self, response: SyncResponse) -> None:
+        """Answer the questions that arrived while the bot was down or starting, if recent enough.
+
+        Only rooms the bot was already in count (history seen on joining a room never does), and a
+        message the bot already replied to (the reply is in the same stretch of timeline) is skipped.
+        """
+        oldest = int(time.time() * 1000) - self.catch_up_ms
+        me = self.client.user_id
+        waiting = 0
+        for room_id, info in response.rooms.join.items():
+            room = self.client.rooms.get(room_id)
+            events = info.timeline.events
+            replied = {_reply_target(e) for e in events if getattr(e, "sender", None) == me}
+            for event in events:
+                if not isinstance(event, RoomMessageText) or event.sender == me or event.event_id in replied:
+                    continue
+                content = (event.source or {}).get("content") or {}
+                if room is None or event.server_timestamp < oldest or is_edit(content):
+                    continue
+                if self.allowed(event.sender, room_id):
+                    waiting += 1
+                    self._spawn(self._answer(room, event, content))
+        if waiting:
+            log.info("matrix: %d message(s) arrived while the bot was away; answering those for it", waiting)
 
     def _raise_if_fatal(self, response: SyncError) -> None:
         if response.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -431,6 +463,11 @@ class MatrixBot:
             log.warning("matrix: no key for %s in %s; telling the room", megolm.event_id, room.room_id)
             html_body, text_body = self.replier.text(room.room_id, "matrix_undecryptable")
             await self.send(room, notice(html_body, text_body, megolm.event_id, megolm.sender))
+
+
+def _reply_target(event) -> str | None:
+    relates = ((getattr(event, "source", None) or {}).get("content") or {}).get("m.relates_to") or {}
+    return (relates.get("m.in_reply_to") or {}).get("event_id")
 
 
 async def _poll_feeds(config: Config, bron: Bron, ops: Ops, stop: asyncio.Event) -> None:
