@@ -322,7 +322,12 @@ class TelegramBot:
 async def send_with_retry(bot: Bot, chat_id: int, text: str, reply: ReplyParameters | None = None,
                           keyboard: InlineKeyboardMarkup | None = None, metrics: Metrics | None = None) -> Message | None:
     """Send an HTML message, waiting out flood limits and retrying network trouble a few times."""
-    metrics = metrics or Metrics()  # a throw-away one keeps the loop below simple
+    def count(err: TelegramError, retried: bool) -> None:
+        if metrics is not None:
+            metrics.api_errors.labels("telegram", api_error_kind(err)).inc()
+            if retried:
+                metrics.api_retries.labels("telegram").inc()
+
     for attempt in range(SEND_ATTEMPTS):
         try:
             return await bot.send_message(
@@ -330,18 +335,16 @@ async def send_with_retry(bot: Bot, chat_id: int, text: str, reply: ReplyParamet
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         except (BadRequest, Forbidden) as err:
-            metrics.api_errors.labels("telegram", api_error_kind(err)).inc()
+            count(err, retried=False)
             raise  # retrying cannot help: bad markup, or the user blocked the bot
         except RetryAfter as err:
-            metrics.api_errors.labels("telegram", "rate_limited").inc()
-            metrics.api_retries.labels("telegram").inc()
+            count(err, retried=True)
             wait = err.retry_after
             await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
         except NetworkError as err:  # also TimedOut: Telegram may or may not have got it
-            metrics.api_errors.labels("telegram", api_error_kind(err)).inc()
+            count(err, retried=attempt < SEND_ATTEMPTS - 1)
             if attempt == SEND_ATTEMPTS - 1:
                 raise
-            metrics.api_retries.labels("telegram").inc()
             log.warning("send to chat %s failed (%s); retrying", chat_id, err)
             await asyncio.sleep(0.5 * 2**attempt)
     return None
@@ -505,6 +508,8 @@ async def serve(config: Config, bron: Bron, data_dir: Path, ops: Ops, stop: asyn
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
         if app.running:
             await app.stop()
         await app.shutdown()

@@ -76,3 +76,24 @@ async def test_doctor_checks_the_token_with_the_bot_api(api: BotApiStandIn, tmp_
     assert await asyncio.to_thread(main, argv) == 1
     out = capsys.readouterr().out
     assert "FAIL  telegram: Telegram refused the token" in out and "fix: set TELEGRAM_BOT_TOKEN" in out
+
+
+async def test_api_errors_retries_and_rate_limits_are_counted(api: BotApiStandIn, start_bot) -> None:
+    from standin import Fault
+
+    from bot.ops import Ops
+
+    ops = Ops()
+    await start_bot(ops=ops, messages=1, per_seconds=60)
+    api.faults += [Fault("sendMessage", "status", status=429, parameters={"retry_after": 1}),
+                   Fault("sendMessage", "status", status=502)]
+    api.send_text(ANNA, SEED_QUESTION_NL)
+    await api.wait_sent(ANNA["id"], timeout=60)
+    api.send_text(ANNA, SEED_QUESTION_NL)  # over the limit of 1 a minute
+    await api.wait_sent(ANNA["id"], after=1, timeout=60)
+    value = ops.metrics.registry.get_sample_value
+    assert value("bron_platform_api_errors_total", {"platform": "telegram", "kind": "rate_limited"}) == 1
+    assert value("bron_platform_api_errors_total", {"platform": "telegram", "kind": "server"}) == 1
+    assert value("bron_platform_api_retries_total", {"platform": "telegram"}) == 2
+    assert value("bron_rate_limited_total", {"platform": "telegram"}) == 1
+    assert value("bron_questions_total", {"platform": "telegram", "language": "nl", "outcome": "answered"}) == 1
