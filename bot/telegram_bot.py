@@ -494,7 +494,13 @@ async def serve(config: Config, bron: Bron, data_dir: Path, ops: Ops, stop: asyn
             await app.updater.start_webhook(**webhook_options(config))  # type: ignore[union-attr]
         else:
             # Updates sent while the bot was down are still queued at Telegram and answered now.
-            await app.updater.start_polling(allowed_updates=Update.ALL_TYPES)  # type: ignore[union-attr]
+            # Polling trouble goes to on_error (logged once, counted), as run_polling does it.
+            def polling_error(exc: TelegramError) -> None:
+                app.create_task(app.process_error(error=exc, update=None))
+
+            await app.updater.start_polling(  # type: ignore[union-attr]
+                allowed_updates=Update.ALL_TYPES, error_callback=polling_error,
+            )
         ops.readiness.ready()
         await stop.wait()
         ops.readiness.waiting("stopping")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service import SLOW, free_port, get, readiness_seen, scrape, service_env, start_service, total, until_in_flight, wait_exit
-from standin import ANNA, BOB, BotApiStandIn
+from standin import ANNA, BOB, BotApiStandIn, Fault
 from support import REPO, SEED_QUESTION_EN, SEED_QUESTION_NL
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -32,6 +32,7 @@ async def test_serve_is_ready_after_loading_counts_questions_and_stops_after_the
         assert (await get(port, "/healthz")).status_code == 200
         assert "in Turkije verbleef" in (await api.wait_sent(ANNA["id"], timeout=60))[0].text
 
+        api.faults.append(Fault("getUpdates", "status", status=500))  # counted, and polling goes on
         api.send_text(BOB, SEED_QUESTION_EN)
         await api.wait_sent(BOB["id"], timeout=60)
         api.send_text(ANNA, OFF_TOPIC)
@@ -45,6 +46,7 @@ async def test_serve_is_ready_after_loading_counts_questions_and_stops_after_the
         assert total(samples, "bron_answer_seconds_count", platform="telegram") == 3
         assert total(samples, "bron_index_articles") == 1 and total(samples, "bron_index_passages") > 1
         assert total(samples, "bron_ready") == 1
+        assert total(samples, "bron_platform_api_errors_total", platform="telegram", kind="server") == 1
 
         # SIGTERM while an answer is being worked out: it is still delivered, then the bot exits 0.
         api.send_text(ANNA, SLOW + SEED_QUESTION_NL)
@@ -79,8 +81,6 @@ async def test_doctor_checks_the_token_with_the_bot_api(api: BotApiStandIn, tmp_
 
 
 async def test_api_errors_retries_and_rate_limits_are_counted(api: BotApiStandIn, start_bot) -> None:
-    from standin import Fault
-
     from bot.ops import Ops
 
     ops = Ops()
