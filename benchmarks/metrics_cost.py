@@ -43,15 +43,19 @@ def questions(n: int) -> list[str]:
     return [r["question"] for r in rows][:n]
 
 
-def handle(bron: Bron, question: str, metrics: Metrics | None) -> float:
-    """One question as the Telegram handler treats it; seconds taken."""
-    started = time.perf_counter()
+def handle(bron: Bron, question: str, metrics: Metrics | None) -> tuple[float, float]:
+    """One question as the Telegram handler treats it; (wall, CPU) seconds taken.
+
+    CPU time (all threads of this process) hardly moves when other processes load the machine, so
+    it shows a small difference that wall time on a shared box hides in noise.
+    """
+    started, cpu = time.perf_counter(), time.process_time()
     answer = bron.answer(question, "bench")
     messages = render_answer(answer, answer.language, "html", TELEGRAM_LIMIT)
     if metrics is not None:
         outcome = "declined" if answer.abstained else "answered"
         metrics.question("telegram", answer.language, outcome, time.perf_counter() - started, sum(map(len, messages)))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def pct(values: list[float], q: float) -> float:
@@ -75,13 +79,15 @@ def main() -> None:
     metrics = Metrics()
     with_ms: list[float] = []
     without_ms: list[float] = []
+    cpu_ms: dict[bool, list[float]] = {True: [], False: []}
     for round_ in range(args.rounds):
         for i, question in enumerate(asked):
             # Alternate which goes first, so neither always gets the warmer cache.
             first_with = (i + round_) % 2 == 0
             for recording in ((True, False) if first_with else (False, True)):
-                seconds = handle(bron, question, metrics if recording else None)
+                seconds, cpu = handle(bron, question, metrics if recording else None)
                 (with_ms if recording else without_ms).append(seconds * 1000)
+                cpu_ms[recording].append(cpu * 1000)
 
     n = len(with_ms)
     size = max(1, n // args.blocks)
@@ -99,6 +105,9 @@ def main() -> None:
     print(f"p50 ratio with/without: {ratio:.3f} ({(ratio - 1) * 100:+.1f}%); per block: "
           f"median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}")
 
+    cpu_with, cpu_without = statistics.median(cpu_ms[True]), statistics.median(cpu_ms[False])
+    print(f"CPU time p50: with {cpu_with:.1f} ms, without {cpu_without:.1f} ms, ratio {cpu_with / cpu_without:.3f} "
+          f"({(cpu_with / cpu_without - 1) * 100:+.1f}%)")
     paired = [w / wo for w, wo in zip(with_ms, without_ms)]
     print(f"paired (same question, back to back): median ratio {statistics.median(paired):.3f}, "
           f"quartiles {pct(paired, 0.25):.3f}-{pct(paired, 0.75):.3f}")
