@@ -4,8 +4,8 @@ A bot's question handler does: answer (embed, search, re-score), render for Tele
 metrics, record the outcome, latency and reply size (``Metrics.question``). This benchmark runs that
 path on the newsqa-dev articles for many questions, each question once with and once without the
 recording, in alternating order, so both see the same machine load. Printed: answer p50 and p95 for
-each, the ratio, the spread of the p50 over blocks of questions and the median ratio of each
-question's pair of runs; then the recording and a
+each, the ratio, the spread of the p50 over blocks of questions, the median ratio of each
+question's pair of runs and the recording's own share of each answer; then the recording and a
 ``/metrics`` scrape on their own.
 
     python benchmarks/metrics_cost.py [--questions 120] [--rounds 3]
@@ -43,8 +43,8 @@ def questions(n: int) -> list[str]:
     return [r["question"] for r in rows][:n]
 
 
-def handle(bron: Bron, question: str, metrics: Metrics | None) -> tuple[float, float]:
-    """One question as the Telegram handler treats it; (wall, CPU) seconds taken.
+def handle(bron: Bron, question: str, metrics: Metrics | None) -> tuple[float, float, float]:
+    """One question as the Telegram handler treats it; (wall, CPU, recording) seconds taken.
 
     CPU time (all threads of this process) hardly moves when other processes load the machine, so
     it shows a small difference that wall time on a shared box hides in noise.
@@ -52,10 +52,13 @@ def handle(bron: Bron, question: str, metrics: Metrics | None) -> tuple[float, f
     started, cpu = time.perf_counter(), time.process_time()
     answer = bron.answer(question, "bench")
     messages = render_answer(answer, answer.language, "html", TELEGRAM_LIMIT)
+    recording = 0.0
     if metrics is not None:
         outcome = "declined" if answer.abstained else "answered"
-        metrics.question("telegram", answer.language, outcome, time.perf_counter() - started, sum(map(len, messages)))
-    return time.perf_counter() - started, time.process_time() - cpu
+        before = time.perf_counter()
+        metrics.question("telegram", answer.language, outcome, before - started, sum(map(len, messages)))
+        recording = time.perf_counter() - before
+    return time.perf_counter() - started, time.process_time() - cpu, recording
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,14 +83,17 @@ def main() -> None:
     with_ms: list[float] = []
     without_ms: list[float] = []
     cpu_ms: dict[bool, list[float]] = {True: [], False: []}
+    share: list[float] = []  # the recording's part of its own answer's time
     for round_ in range(args.rounds):
         for i, question in enumerate(asked):
             # Alternate which goes first, so neither always gets the warmer cache.
             first_with = (i + round_) % 2 == 0
             for recording in ((True, False) if first_with else (False, True)):
-                seconds, cpu = handle(bron, question, metrics if recording else None)
+                seconds, cpu, recorded = handle(bron, question, metrics if recording else None)
                 (with_ms if recording else without_ms).append(seconds * 1000)
                 cpu_ms[recording].append(cpu * 1000)
+                if recording:
+                    share.append(recorded / seconds)
 
     n = len(with_ms)
     size = max(1, n // args.blocks)
@@ -111,6 +117,9 @@ def main() -> None:
     paired = [w / wo for w, wo in zip(with_ms, without_ms)]
     print(f"paired (same question, back to back): median ratio {statistics.median(paired):.3f}, "
           f"quartiles {pct(paired, 0.25):.3f}-{pct(paired, 0.75):.3f}")
+
+    print(f"in the run, recording took {statistics.median(share) * 100:.4f}% of its answer's time (p50), "
+          f"{pct(share, 0.99) * 100:.4f}% (p99)")
 
     calls = 100_000
     record_us = timeit.timeit(lambda: metrics.question("telegram", "nl", "answered", 0.2, 900), number=calls) / calls * 1e6
