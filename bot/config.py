@@ -122,6 +122,9 @@ class MatrixConfig:
     # devices of allowed_users.
     trust: str = "tofu"
     articles_per_page: int = 5
+    # After a restart, answer messages that arrived while the bot was away if they are at most this
+    # many minutes old; 0 = never.
+    catch_up_minutes: float = 10.0
 
 
 @dataclass
@@ -147,6 +150,14 @@ class FeedsConfig:
 
 
 @dataclass
+class OpsConfig:
+    # `bron serve` answers /healthz, /readyz and /metrics here; empty turns it off.
+    listen: str = "127.0.0.1:9464"
+    # On SIGTERM, seconds to let answers in flight finish before they are cancelled.
+    drain_seconds: float = 20.0
+
+
+@dataclass
 class LoggingConfig:
     level: str = "WARNING"
     format: str = "text"
@@ -166,6 +177,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     # Directory of the config file, for resolving relative paths.
     base_dir: str = "."
 
@@ -188,8 +200,10 @@ POSITIVE = {
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
+    "ops.drain_seconds",
 }
-NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes"}
+NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes",
+                "matrix.catch_up_minutes"}
 
 
 def _convert(value: Any, kind: Any, key: str) -> Any:
@@ -309,11 +323,24 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"config key answer.model: {err}. Point it at a file written by `bron calibrate`, or leave it empty for the bundled model."
             ) from None
+    _validate_ops(config)
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "
             "it carries the passage, sentence and article vectors."
         )
+
+
+def _validate_ops(config: Config) -> None:
+    from bot.ops import parse_listen
+
+    try:
+        parse_listen(config.ops.listen)
+    except ValueError as err:
+        raise ConfigError(
+            f"config key ops.listen: {err}. Use host:port, e.g. 127.0.0.1:9464, or \"\" to turn the ops "
+            "endpoints off (BRON_OPS_LISTEN)."
+        ) from None
 
 
 def _lookup(config: Any, dotted: str) -> Any:
