@@ -195,8 +195,9 @@ def _handler(ops: Ops) -> type[BaseHTTPRequestHandler]:
 
 
 def warm_up(bron: object) -> None:
-    """Load every encoder and run one search, so the first question does not wait for the models."""
+    """Load every encoder and the answerability model and run one search, so the first question
+    does not wait for the models."""
     library = bron.library  # type: ignore[attr-defined]
     library.encoders  # noqa: B018 - loads the models
     language = bron.config.answer.language_fallback  # type: ignore[attr-defined]
-    library.search("opwarmen van de modellen", language, 1)
+    library.rank("opwarmen van de modellen", language, 1)
