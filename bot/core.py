@@ -42,7 +42,7 @@ class Bron:
         library = Library.open(data_dir, config, progress=progress, encoders=encoders)
         bron = cls(config, library)
         if library.is_empty():
-            paths = [config.resolve(p) for p in config.corpus.paths]
+            paths = config.corpus_paths()
             report = library.ingest([p for p in paths if p.exists()], progress=progress)
             log.info("built index from corpus: %d articles", len(report.added))
         return bron
