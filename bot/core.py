@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 MAX_CONVERSATIONS = 10_000
 
 
+def is_number(text: str) -> bool:
+    """True for ASCII digits only: ``str.isdigit`` also accepts "²" and "١", which ``int`` refuses or misreads."""
+    return text.isascii() and text.isdigit()
+
+
 class Bron:
     """One Bron instance serves every conversation; state is kept per conversation id."""
 
@@ -165,7 +170,7 @@ class Bron:
     def find_article(self, ref: str) -> ArticleInfo:
         """The article whose number is ``ref``, or whose title contains all of ``ref``'s words."""
         ref = ref.strip().lstrip("#")
-        if ref.isdigit():
+        if is_number(ref):
             found = self.library.article(int(ref))
             if found:
                 return found
