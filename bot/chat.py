@@ -45,11 +45,11 @@ class ChatSession:
 
     def handle(self, line: str) -> list[str]:
         """The reply messages for one line typed by the user."""
-        command, arg = parse_command(line, self.prefix)
-        if command is None or command == "ask":
-            if arg:
-                self.language = detect_language(arg, self.language)
         try:
+            command, arg = parse_command(line, self.prefix)
+            if command is None or command == "ask":
+                if arg:
+                    self.language = detect_language(arg, self.language)
             return self._dispatch(command, arg)
         except BronError as err:
             return [render_error(err.key, self.language, self.fmt, **err.params)]

@@ -78,6 +78,8 @@ def cmd_chat(args: argparse.Namespace, config: Config) -> int:
 
     bron = open_bron(args, config)
     session = ChatSession(bron, conversation="cli", prefix="/")
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # a stray non-UTF-8 byte is a typo, not the end of the session
     print(session.welcome())
     if bron.library.is_empty():
         print(_empty_index_text(bron, session.language))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
+import bot.cli as cli
 from bot.chat import ChatSession
 from bot.core import Bron, is_number
+from support import REPO
 
 
 @pytest.mark.parametrize(("text", "number"), [("12", True), ("²", False), ("١", False), ("1²", False), ("", False), ("-1", False)])
@@ -37,3 +40,19 @@ def test_a_failing_command_answers_with_an_error_and_the_session_goes_on(
     assert reply == ["Sorry, er ging iets mis. Probeer het later opnieuw."]
     assert "chat line '/add https://example.org/x' failed: RuntimeError: disk on fire" in caplog.text
     assert "pagina 1 van 1" in chat.handle("/articles")[0]
+
+
+def test_bron_chat_survives_odd_lines_and_bytes(bron: Bron, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    lines = "/summary \u00b2\n/articles \u00b2\n".encode() + b"\xff\xfe\n/help\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(lines), encoding="utf-8"))
+    monkeypatch.setattr(cli, "open_bron", lambda args, config: bron)
+    try:
+        assert cli.main(["--config", str(REPO / "config.yaml"), "chat"]) == 0
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    assert "Ik ken geen artikel '²'" in out and "pagina 1 van 1" in out and out.count("/summary [ARTIKEL]") == 2
+    assert "Traceback" not in err
