@@ -208,6 +208,8 @@ class Library:
             why = f"CURRENT was garbled ({said[:40]!r})"
         elif said in self._broken:
             why = f"snapshot {said} is damaged"
+        elif (self.data_dir / said).is_dir():
+            why = f"snapshot {said} is incomplete (no manifest.json)"
         else:
             why = f"CURRENT named {said}, which is missing"
         try:

@@ -138,6 +138,8 @@ def test_damaged_live_snapshot_falls_back_to_the_previous_one(data: Path, config
     assert (data / "CURRENT").read_text() == "gen-000001"
     assert "using snapshot gen-000001 (1 articles)" in caplog.text
     assert "Traceback" not in caplog.text
+    if damage == "manifest deleted":
+        assert "snapshot gen-000002 is incomplete (no manifest.json)" in caplog.text
 
 
 def test_cli_lists_the_fallback_snapshot(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
