@@ -390,11 +390,11 @@ class Library:
 def _prepare(data_dir: Path) -> None:
     """Create the data directory, or say which path is wrong and how to fix it."""
     fix = "Pass a folder this user can write to with --data-dir or BRON_DATA_DIR (or data_dir in config.yaml)."
-    if data_dir.exists() and not data_dir.is_dir():
-        raise DataDirError(f"data dir {data_dir} is a file, not a folder. {fix}")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except FileExistsError:
+        raise DataDirError(f"data dir {data_dir} is a file, not a folder. {fix}") from None
+    except OSError as exc:  # also a folder on the way that this user may not enter
         raise DataDirError(f"cannot create data dir {data_dir} ({exc.strerror or exc}). {fix}") from None
     if not os.access(data_dir, os.R_OK | os.W_OK | os.X_OK):
         raise DataDirError(f"cannot use data dir {data_dir}: permission denied. {fix}")

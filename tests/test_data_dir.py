@@ -7,6 +7,8 @@ import errno
 import logging
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,13 +203,22 @@ def test_unusable_data_dir_stops_with_exit_78(tmp_path: Path, capsys: pytest.Cap
     assert needle in err and "--data-dir or BRON_DATA_DIR" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_unwritable_data_dir_is_refused(tmp_path: Path) -> None:
-    readonly = tmp_path / "ro"
-    readonly.mkdir()
-    readonly.chmod(0o500)
-    with pytest.raises(DataDirError, match="permission denied"):
-        Library.open(readonly, load_config(CONFIG, environ={}))
+def test_data_dir_this_user_may_not_create_stops_with_exit_78(tmp_path: Path) -> None:
+    target = tmp_path / "private" / "data"
+    (tmp_path / "private").mkdir(mode=0o500)
+    if os.geteuid() != 0:
+        with pytest.raises(DataDirError, match="cannot create data dir .*Permission denied"):
+            Library.open(target, load_config(CONFIG, environ={}))
+        return
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to run as another user")
+    # As nobody: pytest's tmp folder is root's and private, so even looking at the path is refused.
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "bot.cli", "--config", CONFIG, "--data-dir", str(target), "articles"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert result.returncode == 78, result.stderr
+    assert f"cannot create data dir {target} (Permission denied)" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_fresh_install_outside_the_repository_uses_the_bundled_article(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
