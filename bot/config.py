@@ -354,9 +354,9 @@ def _validate(config: Config) -> None:
     for path, resolved in zip(config.corpus.paths, config.corpus_paths()):
         if not resolved.exists():
             log.warning(
-                "config key corpus.paths: %s does not exist (as %s), so it is not ingested. Fix the path in "
+                "config key corpus.paths: %s does not exist%s, so it is not ingested. Fix the path in "
                 "config.yaml (relative to the config file; %r is the sample article) or with BRON_CORPUS_PATHS.",
-                path, resolved, BUNDLED_CORPUS,
+                path, "" if str(resolved) == path else f" (as {resolved})", BUNDLED_CORPUS,
             )
 
 
