@@ -48,12 +48,22 @@ def _error_text(err: BronError, lang: str) -> str:
     return render_error(err.key, lang, "text", **err.params)
 
 
+def _empty_index_text(bron, lang: str) -> str:
+    """Why nothing can be answered yet, and the command that fixes it."""
+    from bot.texts import t
+
+    return t("empty_index", lang, data_dir=bron.library.data_dir)
+
+
 def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     from bot.render import render_answer, render_more
     from embeddings.language import detect_language
 
     question = " ".join(args.question)
     bron = open_bron(args, config)
+    if bron.library.is_empty():
+        print(_empty_index_text(bron, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
+        return 1
     try:
         answer = bron.answer(question, "cli")
     except BronError as err:
@@ -71,8 +81,13 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
 def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     from bot.chat import ChatSession
 
-    session = ChatSession(open_bron(args, config), conversation="cli", prefix="/")
+    bron = open_bron(args, config)
+    session = ChatSession(bron, conversation="cli", prefix="/")
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # a stray non-UTF-8 byte is a typo, not the end of the session
     print(session.welcome())
+    if bron.library.is_empty():
+        print(_empty_index_text(bron, session.language))
     while True:
         try:
             line = input("> ")
@@ -300,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"bron: {err}", file=sys.stderr)
         return 78
+    except BronError as err:
+        # e.g. an ingest that could not be saved: the message says what still works and what to do.
+        print(f"bron: {_error_text(err, 'en')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
