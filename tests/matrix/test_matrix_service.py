@@ -38,7 +38,7 @@ async def test_serve_is_ready_after_the_first_sync_counts_questions_and_stops_af
 
         room = await alice.room([account.user_id], encrypted=False, direct=True, wait_for=account.user_id)
         assert "in Turkije verbleef" in (await alice.ask(room, SEED_QUESTION_NL)).body
-        assert (await alice.ask(room, SEED_QUESTION_EN)).body.startswith("This is what the sources say:")
+        assert "date unknown" in (await alice.ask(room, SEED_QUESTION_EN)).body
         await alice.ask(room, OFF_TOPIC)
         await alice.ask(room, "!source")
         samples = await scrape(port)
