@@ -390,7 +390,7 @@ class Library:
             self.sentence_encoder,
             self.config.chunking.max_chars,
             self.config.chunking.overlap_sentences,
-            _progress_callback(progress),
+            progress_callback(progress),
         )
         try:
             name = write_snapshot(self.data_dir, data)
@@ -417,7 +417,7 @@ def _prepare(data_dir: Path) -> None:
         raise DataDirError(f"cannot use data dir {data_dir}: permission denied. {fix}")
 
 
-def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | None:
+def progress_callback(progress: ProgressArg, desc: str = "Embedding", unit: str = "text") -> Callable[[int, int], None] | None:
     """A tqdm bar on stderr for ``True``, the caller's callback, or nothing."""
     if callable(progress):
         return progress
@@ -429,7 +429,7 @@ def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | No
 
     def update(done: int, total: int) -> None:
         if not bar:
-            bar.append(tqdm(total=total, desc="Embedding", unit="text", leave=False))
+            bar.append(tqdm(total=total, desc=desc, unit=unit, leave=False))
         bar[0].update(done - bar[0].n)
         if done >= total:
             bar[0].close()
