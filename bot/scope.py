@@ -42,6 +42,10 @@ _MONTH = "|".join(sorted(MONTHS, key=len, reverse=True))
 _WEEKDAY = "|".join(WEEKDAYS)
 _COUNT = r"\d{1,3}|" + "|".join(_NUMBERS)
 _YEAR_AFTER = r"(?!,?\s*\d{4})"  # "op 3 december 2023" names an event: no period
+_CUE = re.compile(r"(volgens|in|according to)\s", re.I)
+_REPORTED = re.compile(
+    r"\b(meld\w*|schrijf\w*|schreef|schreven|zeg\w*|zei|zeiden|bericht\w*|publiceer\w*|report\w*|say\w*|said|writ\w*|wrote|publish\w*|cover\w*)\b", re.I
+)
 _LATEST = re.compile(r"\b(laatste nieuws|laatste|nieuwste|recentste|meest recente|latest|newest|most recent)\b", re.I)
 
 NEWS, SOFT = "news", "soft"
@@ -168,7 +172,7 @@ def _outlet_pattern(outlets: Iterable[str]) -> re.Pattern[str] | None:
     # Short names ("AD", "NOS") only in their own spelling: "ad" or "nos" in a sentence are words.
     alternatives = "|".join(re.escape(n) if len(n) > 3 else f"(?-i:{re.escape(n)})" for n in names)
     # "volgens de NOS", "in NRC", "bij de Volkskrant", "wat meldde RTL Nieuws", "according to the BBC"
-    lead = r"(?:(?:volgens|van|bij|in|op|door|according to|from|by|on|at)\s+)?(?:(?:de|het|the)\s+)?"
+    lead = r"(?:(?:volgens|in|according to)\s+)?(?:(?:de|het|the)\s+)?"
     return re.compile(rf"(?<!\w){lead}({alternatives})(?!\w)", re.I)
 
 
@@ -190,9 +194,12 @@ def read_scope(question: str, today: dt.date, outlets: Iterable[str] = ()) -> Sc
         break
     named: list[str] = []
     pattern = _outlet_pattern(outlets)
-    if pattern is not None:
+    matches = list(pattern.finditer(rest)) if pattern is not None else []
+    # An outlet limits the search only when the question asks what it reported ("volgens de NOS",
+    # "in NRC", "what did Reuters say"); "the Red Bull team principal" is about the team.
+    if matches and (_REPORTED.search(rest) or any(_CUE.match(m.group(0)) for m in matches)):
         known = {normalise_outlet(o): o for o in outlets}
-        named = [known.get(normalise_outlet(m.group(1)), m.group(1)) for m in pattern.finditer(rest)]
+        named = [known.get(normalise_outlet(m.group(1)), m.group(1)) for m in matches]
         rest = pattern.sub(" ", rest)
     latest = bool(_LATEST.search(rest))
     rest = re.sub(r"\s+([?.!,])", r"\1", " ".join(rest.split())).strip(" ,")

@@ -176,3 +176,9 @@ def test_articles_can_be_filtered_and_sorted_by_date_and_outlet(news, monkeypatc
     assert [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()] == ["NRC"]
     assert cli.main(["-q", "articles", "--since", "2024-12-01"]) == 0
     assert [line.split("\t")[3] for line in capsys.readouterr().out.splitlines()] == ["2024-12-03"]
+
+
+def test_an_outlet_named_as_a_subject_does_not_limit_the_search() -> None:
+    scope = read_scope("Who is the Red Bull team principal who praised Verstappen?", TODAY, ["Red Bull", "NOS"])
+    assert scope.outlets == () and "Red Bull" in scope.question
+    assert read_scope("Wat meldt Red Bull over de race?", TODAY, ["Red Bull"]).outlets == ("Red Bull",)
