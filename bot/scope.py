@@ -44,7 +44,7 @@ _COUNT = r"\d{1,3}|" + "|".join(_NUMBERS)
 _YEAR_AFTER = r"(?!,?\s*\d{4})"  # "op 3 december 2023" names an event: no period
 _CUE = re.compile(r"(volgens|in|according to)\s", re.I)
 _REPORTED = re.compile(
-    r"\b(meld\w*|schrijf\w*|schreef|schreven|zeg\w*|zei|zeiden|bericht\w*|publiceer\w*|report\w*|say\w*|said|writ\w*|wrote|publish\w*|cover\w*)\b", re.I
+    r"\b(meld\w*|schrijf\w*|schreef|schreven|zeg\w*|zei|zeiden|bericht\w*|publiceer\w*|report\w*|say\w*|said|writ\w*|wrote|publish\w*|cover\w*|nieuws|news)\b", re.I
 )
 _LATEST = re.compile(r"\b(laatste nieuws|laatste|nieuwste|recentste|meest recente|latest|newest|most recent)\b", re.I)
 
@@ -172,7 +172,7 @@ def _outlet_pattern(outlets: Iterable[str]) -> re.Pattern[str] | None:
     # Short names ("AD", "NOS") only in their own spelling: "ad" or "nos" in a sentence are words.
     alternatives = "|".join(re.escape(n) if len(n) > 3 else f"(?-i:{re.escape(n)})" for n in names)
     # "volgens de NOS", "in NRC", "bij de Volkskrant", "wat meldde RTL Nieuws", "according to the BBC"
-    lead = r"(?:(?:volgens|in|according to)\s+)?(?:(?:de|het|the)\s+)?"
+    lead = r"(?:(?:volgens|in|van|according to|from)\s+)?(?:(?:de|het|the)\s+)?"
     return re.compile(rf"(?<!\w){lead}({alternatives})(?!\w)", re.I)
 
 
