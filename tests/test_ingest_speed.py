@@ -11,8 +11,7 @@ import pytest
 
 import embeddings.encoder
 from bot.core import Bron
-from embeddings.ingest import ARTICLE_VECTORS
-from embeddings.store import read_snapshot, write_snapshot
+from embeddings.store import read_snapshot
 from support import REPO, SEED_QUESTION_NL
 
 SEED = REPO / "corpus" / "anha-expert-waarschuwt-isis-europa.txt"
@@ -62,29 +61,8 @@ def test_default_config_neither_loads_nor_embeds_with_minilm(make_bron: Callable
     assert [e.name for e in bron.library.encoders] == ["e5-small"]
     assert list(bron.library.snapshot.data.chunk_vectors) == ["e5-small"]
     manifest = _manifest(bron)
-    assert manifest["encoders"] == ["e5-small"] and manifest["article_vectors"] == ARTICLE_VECTORS
+    assert manifest["encoders"] == ["e5-small"]
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained
-
-
-def _lead_vector(bron: Bron, row: int) -> np.ndarray:
-    """Title vector and the vectors of the passages starting in the first 1000 characters, weighted by length."""
-    data = bron.library.snapshot.data
-    article = data.articles[row]
-    v = bron.library.sentence_encoder.encode([article.title])[0] * (len(article.title) + 2)
-    for c in data.chunks:
-        if c.article_id == article.id and c.start < 1000:
-            v = v + data.chunk_vectors["e5-small"][c.id] * (min(c.end, 1000) - c.start)
-    return v / np.linalg.norm(v)
-
-
-def test_article_vectors_come_from_the_title_and_the_lead_passages(make_bron: Callable[..., Bron], tmp_path: Path) -> None:
-    bron = make_bron(_corpus(tmp_path))
-    data = bron.library.snapshot.data
-    assert np.allclose(data.article_vectors[0], _lead_vector(bron, 0), atol=1e-5)
-    # They stand in for embedding the title and lead as one text.
-    article = data.articles[0]
-    lead = bron.library.sentence_encoder.encode([f"{article.title}. {article.text[:1000]}"])[0]
-    assert float(lead @ data.article_vectors[0]) > 0.9
 
 
 def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
@@ -95,14 +73,7 @@ def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
     old = make_bron(corpus, data_dir=data_dir, retrieval_weight_dense=0.1)
     assert _manifest(old)["encoders"] == [MINILM, "e5-small"]
     live = (data_dir / "CURRENT").read_text()
-    # As written before article vectors were passage means: the title-and-lead ones, no marker.
-    name = live.strip()
-    snap = read_snapshot(data_dir, name)
-    lead = old.library.sentence_encoder.encode([f"{a.title}. {a.text[:1000]}" for a in snap.articles])
-    snap.article_vectors = lead
-    snap.manifest.pop("article_vectors")
-    write_snapshot(data_dir, snap)
-    live = (data_dir / "CURRENT").read_text()
+    snap = read_snapshot(data_dir, live.strip())
 
     monkeypatch.setattr(embeddings.encoder, "SentenceEncoder", NoMiniLM)
     e5 = old.library.sentence_encoder
@@ -112,16 +83,15 @@ def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
     assert calls == [], "opening re-embedded passages"
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained
 
-    # The next ingest embeds only the new article (and the old article's title), drops the unused
-    # MiniLM vectors and recomputes the old article vectors from the stored passage vectors.
+    # The next ingest embeds only the new article and drops the unused MiniLM vectors.
     (corpus / "trein.txt").write_text(TRAIN, encoding="utf-8")
     report = bron.ingest([corpus])
     assert report.added == ["Treinstoring legt verkeer rond Utrecht plat"] and report.unchanged == 1
     data = bron.library.snapshot.data
     new_texts = sum(1 for c in data.chunks if c.article_id != data.articles[0].id) + sum(1 for s in data.sentences if s.article_id != data.articles[0].id)
-    assert sum(calls) == new_texts + 2, "new passages and sentences, and both titles"
+    assert sum(calls) == new_texts + 1, "the new passages, sentences and lead"
     assert list(data.chunk_vectors) == ["e5-small"] and _manifest(bron)["encoders"] == ["e5-small"]
-    assert np.allclose(data.article_vectors, np.stack([_lead_vector(bron, 0), _lead_vector(bron, 1)]), atol=1e-5)
+    assert np.array_equal(data.article_vectors[:1], snap.article_vectors)
     assert np.allclose(data.sentence_vectors[: len(snap.sentences)], snap.sentence_vectors)
     assert "Amersfoort" in bron.answer("Welke treinen reden niet door de storing bij Utrecht?", "t").passages[0].text
 
