@@ -190,7 +190,9 @@ def read_scope(question: str, today: dt.date, outlets: Iterable[str] = ()) -> Sc
         if found is None:
             continue
         (since, until), strength = found, kind
-        rest = rest[: match.start()] + " " + rest[match.end() :]
+        # An event-or-news phrase stays in the searched question: it may name when things happened.
+        if kind == NEWS:
+            rest = rest[: match.start()] + " " + rest[match.end() :]
         break
     named: list[str] = []
     pattern = _outlet_pattern(outlets)
