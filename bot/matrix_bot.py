@@ -39,6 +39,7 @@ from bot.chat import parse_command
 from bot.config import Config
 from bot.core import Bron
 from bot.matrix_messages import Incoming, is_edit, notice, read_message
+from bot.matrix_plain import PlainOnly
 from bot.matrix_replies import Pair, Replier
 from bot.matrix_session import MatrixStartupError, StoredSession, load_session, login, save_session, store_path
 from bot.matrix_session import check_config as check_login_config
@@ -113,6 +114,7 @@ class MatrixBot:
             ),
         )
         self.session: StoredSession | None = None
+        self.plain_only = PlainOnly(self.client, self.encryption)  # issue 15: encryption false
         self.live = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -195,6 +197,7 @@ class MatrixBot:
         """Remember the sync token and do the key bookkeeping encryption needs between syncs."""
         self.session.next_batch = response.next_batch
         save_session(self.data_dir, self.session)
+        await self.plain_only.after_sync()  # issue 15: leave encrypted rooms when encryption is off
         if self.client.olm is None:
             return
         async with self._crypto_lock:
@@ -290,6 +293,8 @@ class MatrixBot:
 
         The transaction id stays the same across retries, so the homeserver drops duplicates.
         """
+        if self.plain_only.blocks(room):  # issue 15: never plaintext into an encrypted room
+            return None
         tx_id = str(uuid.uuid4())
         backoff = Backoff(*self.backoff)
         for attempt in range(SEND_ATTEMPTS):
