@@ -1,4 +1,4 @@
-"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove and serve."""
+"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve and matrix."""
 
 from __future__ import annotations
 
@@ -191,6 +191,14 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_matrix(args: argparse.Namespace, config: Config) -> int:
+    from bot.matrix_status import recovery_key_text, status_text
+
+    data_dir = data_dir_of(args, config)
+    print(status_text(data_dir) if args.action == "status" else recovery_key_text(data_dir))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per job."""
     parser = argparse.ArgumentParser(prog="bron", description="Answers questions about news articles by quoting them.")
@@ -233,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run a chat bot")
     p.add_argument("platform", choices=["telegram", "matrix"])
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("matrix", help="the Matrix bot's device, cross-signing, backup and rooms; its recovery key")
+    p.add_argument("action", choices=["status", "recovery-key"])
+    p.set_defaults(func=cmd_matrix)
     return parser
 
 

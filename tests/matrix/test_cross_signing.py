@@ -19,7 +19,10 @@ import pytest
 from bot.matrix_api import MatrixAPI, MatrixAPIError
 from bot.matrix_crosssign import CrossSigningKeys, keys_file, recovery_file, upload_keys
 from bot.matrix_recovery import encode_recovery_key, new_recovery_key
+from bot.cli import build_parser, cmd_matrix
 from bot.matrix_session import MatrixStartupError
+from bot.matrix_status import recovery_key_text, status_text
+from support import SEED_QUESTION_NL
 
 from .conftest import LOOP, TEST_TIMING, BotRunner, bot_config
 from .homeserver import Synapse
@@ -136,6 +139,16 @@ async def test_fresh_store_with_the_recovery_key_restores_and_signs_the_new_devi
         assert client.device_id != old_device
         assert await assert_cross_signed(alice, synapse, user_id, client.device_id) == state["master"]
         assert recovery_file(restored.data_dir).read_text().strip() == state["recovery"]
+        # The restored bot converses in a new encrypted DM, and its status says what the operator needs.
+        room = await alice.room([user_id], encrypted=True, direct=True, wait_for=user_id)
+        reply = await alice.ask(room, SEED_QUESTION_NL)
+        assert reply.decrypted and "in Turkije verbleef" in reply.body
+        status = await asyncio.to_thread(status_text, restored.data_dir)
+        assert f"device:        {client.device_id}" in status and "cross-signed:  yes" in status
+        assert "identity keys: kept in this store" in status and "key backup:    none" in status
+        assert f"  {room}  encrypted" in status
+        assert recovery_key_text(restored.data_dir).startswith(state["recovery"] + "\n")
+        assert build_parser().parse_args(["matrix", "recovery-key"]).func is cmd_matrix
     finally:
         await restored.stop()
 
