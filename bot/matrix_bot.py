@@ -38,6 +38,7 @@ from nio import (
 from bot.chat import parse_command
 from bot.config import Config
 from bot.core import Bron
+from bot.matrix_backup import start_backup
 from bot.matrix_crosssign import cross_sign
 from bot.matrix_messages import Incoming, is_edit, notice, read_message
 from bot.matrix_plain import PlainOnly
@@ -141,6 +142,7 @@ class MatrixBot:
             try:
                 self.session = await login(self.client, self.config, self.data_dir, self.encryption)
                 await cross_sign(self.client, self.config, self.data_dir, self.session)  # issue 15
+                self.key_backup = await start_backup(self.client, self.data_dir, self.session)  # issue 15
                 return
             except MatrixStartupError:
                 raise

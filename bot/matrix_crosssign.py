@@ -115,7 +115,7 @@ def recovery_file(data_dir: Path) -> Path:
     return store_path(data_dir) / "recovery-key.txt"
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write atomically, readable by the owner only: these files hold private keys."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
@@ -134,8 +134,8 @@ def _write_private(path: Path, text: str) -> None:
 def save_keys(data_dir: Path, keys: CrossSigningKeys, recovery_key: bytes) -> None:
     """Keep the private keys and the recovery key in the store."""
     seeds = {usage: b64(key.seed) for usage, key in keys.by_usage().items()}
-    _write_private(keys_file(data_dir), json.dumps(seeds))
-    _write_private(recovery_file(data_dir), encode_recovery_key(recovery_key) + "\n")
+    write_private(keys_file(data_dir), json.dumps(seeds))
+    write_private(recovery_file(data_dir), encode_recovery_key(recovery_key) + "\n")
 
 
 def load_keys(data_dir: Path) -> CrossSigningKeys | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bot.matrix_api import MatrixAPI
+from bot.matrix_backup import has_backup_key
 from bot.matrix_crosssign import device_signed_by, keys_file, load_keys, recovery_file, server_key
 from bot.matrix_session import MatrixStartupError, load_session, session_path
 
@@ -36,7 +37,9 @@ async def gather(data_dir: Path) -> dict:
         "cross_signed": device_signed_by(query, user_id, session.device_id, server_key(query, "self_signing", user_id)),
         "identity": "none" if master is None else ("kept in this store" if local and local.master.public == master
                                                     else "not in this store (set MATRIX_RECOVERY_KEY)"),
-        "backup": f"version {backup.get('version')} ({backup.get('algorithm')})" if status == 200 else "none",
+        "backup": (f"version {backup.get('version')}, {backup.get('count', 0)} room keys"
+                   + (" (this store has its key)" if has_backup_key(data_dir, backup.get("version")) else " (not this store's)")
+                   if status == 200 else "none"),
         "rooms": rooms,
     }
 

@@ -15,6 +15,7 @@ import urllib.request
 
 import nacl.signing
 import pytest
+from nio import MegolmEvent
 
 from bot.matrix_api import MatrixAPI, MatrixAPIError
 from bot.matrix_crosssign import CrossSigningKeys, keys_file, recovery_file, upload_keys
@@ -114,6 +115,32 @@ async def test_restart_keeps_the_identity_without_uploading_again(
     assert state["recovery"] not in capsys.readouterr().err
 
 
+async def backup_count(synapse: Synapse, access_token: str) -> int:
+    """How many room keys the account's current key backup holds."""
+    def get() -> dict:
+        request = urllib.request.Request(f"{synapse.url}/_matrix/client/v3/room_keys/version",
+                                         headers={"Authorization": f"Bearer {access_token}"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read())
+    return (await asyncio.to_thread(get)).get("count", 0)
+
+
+async def test_room_keys_of_a_conversation_reach_the_key_backup(
+    synapse: Synapse, people: dict[str, Person], state
+) -> None:
+    runner: BotRunner = state["runner"]
+    alice, client = people["alice"], runner.bot.client
+    room = await alice.room([client.user_id], encrypted=True, direct=True, wait_for=client.user_id)
+    question = await alice.say(room, SEED_QUESTION_NL)
+    assert "in Turkije verbleef" in (await alice.reply(question)).body
+    state["before"] = (room, question)
+    for _ in range(60):
+        if await backup_count(synapse, client.access_token) >= 1:
+            break
+        await asyncio.sleep(0.5)
+    assert await backup_count(synapse, client.access_token) >= 1
+
+
 async def test_fresh_store_with_the_recovery_key_restores_and_signs_the_new_device(
     bot_bron, synapse: Synapse, people: dict[str, Person], tmp_path, state
 ) -> None:
@@ -139,13 +166,19 @@ async def test_fresh_store_with_the_recovery_key_restores_and_signs_the_new_devi
         assert client.device_id != old_device
         assert await assert_cross_signed(alice, synapse, user_id, client.device_id) == state["master"]
         assert recovery_file(restored.data_dir).read_text().strip() == state["recovery"]
+        # The message alice sent to the old device is readable with the keys from the backup.
+        old_room, old_question = state["before"]
+        fetched = await client.room_get_event(old_room, old_question)
+        assert not isinstance(fetched.event, MegolmEvent), "the restored bot cannot read the old message"
+        assert fetched.event.decrypted and fetched.event.body == SEED_QUESTION_NL
         # The restored bot converses in a new encrypted DM, and its status says what the operator needs.
         room = await alice.room([user_id], encrypted=True, direct=True, wait_for=user_id)
         reply = await alice.ask(room, SEED_QUESTION_NL)
         assert reply.decrypted and "in Turkije verbleef" in reply.body
         status = await asyncio.to_thread(status_text, restored.data_dir)
         assert f"device:        {client.device_id}" in status and "cross-signed:  yes" in status
-        assert "identity keys: kept in this store" in status and "key backup:    none" in status
+        assert "identity keys: kept in this store" in status
+        assert "key backup:    version 1" in status and "(this store has its key)" in status
         assert f"  {room}  encrypted" in status
         assert recovery_key_text(restored.data_dir).startswith(state["recovery"] + "\n")
         assert build_parser().parse_args(["matrix", "recovery-key"]).func is cmd_matrix
