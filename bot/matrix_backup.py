@@ -19,7 +19,7 @@ from nio import AsyncClient, ForwardedRoomKeyEvent, RoomKeyEvent
 from nio.crypto.sessions import InboundGroupSession
 
 from bot.matrix_api import MatrixAPI, MatrixAPIError
-from bot.matrix_crosssign import DEFAULT_KEY, write_private, canonical_json, load_keys, recovery_file
+from bot.matrix_crosssign import DEFAULT_KEY, canonical_json, load_keys, recovery_file, write_private
 from bot.matrix_recovery import RecoveryKeyError, b64, decode_recovery_key, decrypt_secret, encrypt_secret, unb64
 from bot.matrix_session import StoredSession, store_path
 
@@ -49,10 +49,8 @@ class KeyBackup:
     def __init__(self, client: AsyncClient, session: StoredSession, data_dir: Path, version: str, private: bytes) -> None:
         self.client, self.session, self.data_dir = client, session, data_dir
         self.version = version
-        self.encryption = vodozemac.PkEncryption.from_key(
-            vodozemac.PkDecryption.from_key(vodozemac.Curve25519SecretKey.from_bytes(private)).public_key
-        )
         self.decryption = vodozemac.PkDecryption.from_key(vodozemac.Curve25519SecretKey.from_bytes(private))
+        self.encryption = vodozemac.PkEncryption.from_key(self.decryption.public_key)
         self.uploaded: set[str] = set()
         client.add_to_device_callback(self._on_room_key, (RoomKeyEvent, ForwardedRoomKeyEvent))
 
