@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.config import Config
 from bot.evaluate import questions_fingerprint
 from embeddings.answering.calibrate import collect, cross_validate, fit
-from embeddings.library import Library
+from embeddings.library import Library, progress_callback
 
 # At most this share of answerable questions may be declined (on held-out articles).
 FALSE_ABSTAIN = 0.035
@@ -27,7 +27,7 @@ def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = N
         library = Library.open(Path(work_dir or tmp) / "calibrate-index", config, progress=progress)
         library.ingest([folder / "articles.jsonl"], progress=progress)
         keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
-        asked = collect(library, questions, keys, _bar("Asking") if progress else None)
+        asked = collect(library, questions, keys, progress_callback(progress, "Asking", "question"))
     figures, _ = cross_validate(asked, false_abstain=false_abstain)
     info = {
         "fitted_on": folder.name,
@@ -40,18 +40,3 @@ def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = N
     }
     fit(asked, false_abstain, info=info).save(out)
     return figures
-
-
-def _bar(desc: str):
-    from tqdm import tqdm
-
-    bar: list = []
-
-    def update(done: int, total: int) -> None:
-        if not bar:
-            bar.append(tqdm(total=total, desc=desc, unit="question", leave=False))
-        bar[0].update(done - bar[0].n)
-        if done >= total:
-            bar[0].close()
-
-    return update

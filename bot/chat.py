@@ -5,11 +5,15 @@ The terminal uses it directly; it is also the reference for what each chat comma
 
 from __future__ import annotations
 
-from bot.core import Bron
+import logging
+
+from bot.core import Bron, is_number
 from bot.errors import BronError
 from bot.render import Format, render_added, render_answer, render_articles, render_error, render_more, render_sources, render_summary
 from bot.texts import t
 from embeddings.language import detect_language
+
+log = logging.getLogger(__name__)
 
 COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start")
 
@@ -41,14 +45,17 @@ class ChatSession:
 
     def handle(self, line: str) -> list[str]:
         """The reply messages for one line typed by the user."""
-        command, arg = parse_command(line, self.prefix)
-        if command is None or command == "ask":
-            if arg:
-                self.language = detect_language(arg, self.language)
         try:
+            command, arg = parse_command(line, self.prefix)
+            if command is None or command == "ask":
+                if arg:
+                    self.language = detect_language(arg, self.language)
             return self._dispatch(command, arg)
         except BronError as err:
             return [render_error(err.key, self.language, self.fmt, **err.params)]
+        except Exception as err:  # one bad line must not end the session: say so and keep going
+            log.error("chat line %r failed: %s: %s", line[:80], type(err).__name__, err, exc_info=log.isEnabledFor(logging.DEBUG))
+            return [render_error("error", self.language, self.fmt)]
 
     def _dispatch(self, command: str | None, arg: str) -> list[str]:
         lang, fmt, limit = self.language, self.fmt, self.limit
@@ -63,7 +70,7 @@ class ChatSession:
         if command == "source":
             return render_sources(self.bron.sources(self.conversation), lang, fmt, limit)
         if command == "articles":
-            page = int(arg) if arg.isdigit() else 1
+            page = int(arg) if is_number(arg) else 1
             return render_articles(self.bron.articles(page), lang, fmt, limit)
         if command == "add":
             # The terminal's user owns the index; the chat bots let only their admins add.

@@ -1,4 +1,4 @@
-"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve and matrix."""
+"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve, doctor and matrix."""
 
 from __future__ import annotations
 
@@ -48,12 +48,22 @@ def _error_text(err: BronError, lang: str) -> str:
     return render_error(err.key, lang, "text", **err.params)
 
 
+def _empty_index_text(bron, lang: str) -> str:
+    """Why nothing can be answered yet, and the command that fixes it."""
+    from bot.texts import t
+
+    return t("empty_index", lang, data_dir=bron.library.data_dir)
+
+
 def cmd_ask(args: argparse.Namespace, config: Config) -> int:
     from bot.render import render_answer, render_more
     from embeddings.language import detect_language
 
     question = " ".join(args.question)
     bron = open_bron(args, config)
+    if bron.library.is_empty():
+        print(_empty_index_text(bron, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
+        return 1
     try:
         answer = bron.answer(question, "cli")
     except BronError as err:
@@ -71,8 +81,13 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
 def cmd_chat(args: argparse.Namespace, config: Config) -> int:
     from bot.chat import ChatSession
 
-    session = ChatSession(open_bron(args, config), conversation="cli", prefix="/")
+    bron = open_bron(args, config)
+    session = ChatSession(bron, conversation="cli", prefix="/")
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # a stray non-UTF-8 byte is a typo, not the end of the session
     print(session.welcome())
+    if bron.library.is_empty():
+        print(_empty_index_text(bron, session.language))
     while True:
         try:
             line = input("> ")
@@ -181,14 +196,59 @@ def cmd_calibrate(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import signal
+
+    from bot.ops import Ops, start_server, warm_up
+
     if args.platform == "telegram":
         from bot.telegram_bot import check_config, run
     else:
         from bot.matrix_bot import check_config, run
     data_dir = data_dir_of(args, config)
     check_config(config, data_dir)
-    run(config, open_bron(args, config), data_dir)
+    ops = Ops(drain_seconds=config.ops.drain_seconds)
+    try:
+        server = start_server(config.ops.listen, ops)
+    except OSError as err:
+        raise ConfigError(
+            f"config key ops.listen: cannot listen on {config.ops.listen} ({err.strerror or err}). Pick a free "
+            'port, or set it to "" to turn the ops endpoints off (BRON_OPS_LISTEN).'
+        ) from None
+    # A stop while the models load ends the process at once and cleanly; once the bot runs, its
+    # event loop takes SIGTERM over and lets answers in flight finish.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        ops.readiness.waiting("loading the models and the index")
+        bron = open_bron(args, config)
+        warm_up(bron)
+        ops.metrics.watch_index(lambda: bron.library.snapshot, bron.library.data_dir)
+        run(config, bron, data_dir, ops)
+    finally:
+        if server:
+            server.stop()
     return 0
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config) -> int:
+    from bot.doctor import diagnose, platforms_of, report
+
+    print(f"bron {_version()}, config {config.base_dir}")
+    return report(diagnose(config, data_dir_of(args, config), platforms_of(config, args.platform)))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bron")
+    except PackageNotFoundError:  # run from a checkout without pip install
+        from bot import __version__
+
+        return __version__
 
 
 def cmd_matrix(args: argparse.Namespace, config: Config) -> int:
@@ -206,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="where the index lives (default: $BRON_DATA_DIR or the user data dir)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"bron {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", nargs="+")
@@ -241,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run a chat bot")
     p.add_argument("platform", choices=["telegram", "matrix"])
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("doctor", help="check config, data dir, models, index and the chat platform; say how to fix")
+    p.add_argument("platform", nargs="?", choices=["telegram", "matrix"], help="default: every configured one")
+    p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("matrix", help="the Matrix bot's device, cross-signing, backup and rooms; its recovery key")
     p.add_argument("action", choices=["status", "recovery-key"])
     p.set_defaults(func=cmd_matrix)
@@ -262,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"bron: {err}", file=sys.stderr)
         return 78
+    except BronError as err:
+        # e.g. an ingest that could not be saved: the message says what still works and what to do.
+        print(f"bron: {_error_text(err, 'en')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

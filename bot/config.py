@@ -8,6 +8,9 @@ That is how secrets get in: they never need to be in a committed file.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
+import math
 import os
 import types
 import typing
@@ -20,12 +23,17 @@ import yaml
 from bot.errors import ConfigError
 
 ENV_PREFIX = "BRON_"
+# corpus.paths entry for the sample article shipped with the package (package ``bron_corpus``).
+BUNDLED_CORPUS = "bundled"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class CorpusConfig:
-    # Folders and files ingested on first use (relative paths are relative to the config file).
-    paths: list[str] = field(default_factory=lambda: ["corpus"])
+    # Folders and files ingested on first use (relative paths are relative to the config file);
+    # "bundled" is the sample article shipped with Bron, so a bare install has something to answer from.
+    paths: list[str] = field(default_factory=lambda: [BUNDLED_CORPUS])
 
 
 @dataclass
@@ -124,6 +132,9 @@ class MatrixConfig:
     # devices of allowed_users.
     trust: str = "tofu"
     articles_per_page: int = 5
+    # After a restart, answer messages that arrived while the bot was away if they are at most this
+    # many minutes old; 0 = never.
+    catch_up_minutes: float = 10.0
 
 
 @dataclass
@@ -149,6 +160,14 @@ class FeedsConfig:
 
 
 @dataclass
+class OpsConfig:
+    # `bron serve` answers /healthz, /readyz and /metrics here; empty turns it off.
+    listen: str = "127.0.0.1:9464"
+    # On SIGTERM, seconds to let answers in flight finish before they are cancelled.
+    drain_seconds: float = 20.0
+
+
+@dataclass
 class LoggingConfig:
     level: str = "WARNING"
     format: str = "text"
@@ -168,6 +187,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     # Directory of the config file, for resolving relative paths.
     base_dir: str = "."
 
@@ -175,6 +195,18 @@ class Config:
         """A path from the config, relative to the config file's directory."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def corpus_paths(self) -> list[Path]:
+        """The corpus.paths to ingest on first use, resolved ("bundled": the sample corpus)."""
+        return [bundled_corpus() if p == BUNDLED_CORPUS else self.resolve(p) for p in self.corpus.paths]
+
+
+def bundled_corpus() -> Path:
+    """The folder of the sample article shipped with the package (``corpus/`` in a checkout)."""
+    spec = importlib.util.find_spec("bron_corpus")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "corpus"  # run from a checkout without installing
 
 
 MULTILINGUAL = ("e5", "use")
@@ -190,8 +222,17 @@ POSITIVE = {
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
+    "ops.drain_seconds",
 }
-NON_NEGATIVE = {"retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes"}
+NON_NEGATIVE = {
+    "retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes",
+    "retrieval.weight_sentence", "retrieval.weight_article", "retrieval.weight_lexical", "retrieval.weight_dense",
+    "chunking.overlap_sentences", "matrix.catch_up_minutes",
+}
+# Inclusive ranges: diversity trades relevance for spread.
+RANGES: dict[str, tuple[float, float]] = {
+    "summary.diversity": (0.0, 1.0),
+}
 
 
 def _convert(value: Any, kind: Any, key: str) -> Any:
@@ -220,8 +261,16 @@ def _convert(value: Any, kind: Any, key: str) -> Any:
                 raise ValueError(value)
             return int(value)
         if kind is float:
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            if not math.isfinite(number):
+                # NaN compares false with everything: it would pass every check below and skew scores.
+                raise ConfigError(f"config key {key}: expected a finite number, got {value!r}. {fix}")
+            return number
         if kind is str:
+            if isinstance(value, (list, dict)):
+                raise ValueError(value)
             return "" if value is None else str(value)
     except (TypeError, ValueError):
         name = getattr(kind, "__name__", str(kind))
@@ -297,6 +346,12 @@ def _validate(config: Config) -> None:
     for key in NON_NEGATIVE:
         if _lookup(config, key) < 0:
             raise ConfigError(f"config key {key}: must be 0 or more (0 turns it off). Fix it in config.yaml.")
+    for key, (low, high) in RANGES.items():
+        if not low <= _lookup(config, key) <= high:
+            raise ConfigError(
+                f"config key {key}: {_lookup(config, key)!r} is outside {low:g} to {high:g}. Fix it in config.yaml "
+                f"or with BRON_{key.upper().replace('.', '_')}."
+            )
     for url in config.feeds.urls:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -311,17 +366,67 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"config key answer.model: {err}. Point it at a file written by `bron calibrate`, or leave it empty for the bundled model."
             ) from None
+    _validate_ops(config)
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "
             "it carries the passage, sentence and article vectors."
         )
+    for path, resolved in zip(config.corpus.paths, config.corpus_paths()):
+        if not resolved.exists():
+            log.warning(
+                "config key corpus.paths: %s does not exist%s, so it is not ingested. Fix the path in "
+                "config.yaml (relative to the config file; %r is the sample article) or with BRON_CORPUS_PATHS.",
+                path, "" if str(resolved) == path else f" (as {resolved})", BUNDLED_CORPUS,
+            )
+
+
+def _validate_ops(config: Config) -> None:
+    from bot.ops import parse_listen
+
+    try:
+        parse_listen(config.ops.listen)
+    except ValueError as err:
+        raise ConfigError(
+            f"config key ops.listen: {err}. Use host:port, e.g. 127.0.0.1:9464, or \"\" to turn the ops "
+            "endpoints off (BRON_OPS_LISTEN)."
+        ) from None
 
 
 def _lookup(config: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         config = getattr(config, part)
     return config
+
+
+def _read_file(file: Path) -> dict[str, Any]:
+    """The config file's mapping, or a ConfigError naming the file and what to do."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise ConfigError(f"config file {file} is a folder. Pass a YAML file with --config or BRON_CONFIG.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {file} is not UTF-8 text (byte {exc.object[exc.start]:#x} at offset {exc.start}). "
+            f"Save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {file} ({exc.strerror or exc}). Make it readable for this user, or pass "
+            f"another file with --config or BRON_CONFIG."
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc}). Fix the syntax of the config file.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {file}: the top level is a {type(data).__name__}, not a mapping of sections. Write it "
+            f"as keys such as `retrieval:` and `corpus:` (see config.yaml in the Bron repository)."
+        )
+    return data
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -335,11 +440,12 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     explicit = path is not None or "BRON_CONFIG" in env
     file = Path(path or env.get("BRON_CONFIG") or "config.yaml")
     data: dict[str, Any] = {}
-    if file.exists():
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML ({exc}). Fix the syntax of the config file.") from exc
+    try:
+        exists = file.exists()
+    except OSError:  # a folder on the way that this user may not enter: reading says why
+        exists = True
+    if exists:
+        data = _read_file(file)
     elif explicit:
         raise ConfigError(f"config file {file} not found. Pass an existing file with --config or BRON_CONFIG.")
     for alias, key in (
@@ -353,6 +459,6 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     data = _merge(data, _env_overrides(Config, env))
     data.pop("base_dir", None)
     config = _build(Config, data, "")
-    config.base_dir = str(file.resolve().parent) if file.exists() else str(Path.cwd())
+    config.base_dir = str(file.resolve().parent) if exists else str(Path.cwd())
     _validate(config)
     return config

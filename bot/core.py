@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 MAX_CONVERSATIONS = 10_000
 
 
+def is_number(text: str) -> bool:
+    """True for ASCII digits only: ``str.isdigit`` also accepts "²" and "١", which ``int`` refuses or misreads."""
+    return text.isascii() and text.isdigit()
+
+
 class Bron:
     """One Bron instance serves every conversation; state is kept per conversation id."""
 
@@ -44,7 +49,7 @@ class Bron:
         library = Library.open(data_dir, config, progress=progress, encoders=encoders)
         bron = cls(config, library)
         if library.is_empty():
-            paths = [config.resolve(p) for p in config.corpus.paths]
+            paths = config.corpus_paths()
             report = library.ingest([p for p in paths if p.exists()], progress=progress)
             log.info("built index from corpus: %d articles", len(report.added))
         return bron
@@ -185,7 +190,7 @@ class Bron:
     def find_article(self, ref: str) -> ArticleInfo:
         """The article whose number is ``ref``, or whose title contains all of ``ref``'s words."""
         ref = ref.strip().lstrip("#")
-        if ref.isdigit():
+        if is_number(ref):
             found = self.library.article(int(ref))
             if found:
                 return found

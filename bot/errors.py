@@ -39,5 +39,15 @@ class FetchFailed(BronError):
     key = "fetch_failed"
 
 
+class IndexWriteFailed(BronError):
+    """An ingest could not save the new index (disk full, permissions); the previous one still answers."""
+
+    key = "index_write_failed"
+
+
 class ConfigError(Exception):
     """A bad configuration value; the message names the key and the fix."""
+
+
+class DataDirError(ConfigError):
+    """A data directory that cannot be used, or whose index cannot be read; the message names it and the fix."""

@@ -30,6 +30,7 @@ from nio import (
     MegolmEvent,
     RoomKeyEvent,
     RoomMessageText,
+    ErrorResponse,
     RoomSendResponse,
     SyncError,
     SyncResponse,
@@ -43,6 +44,8 @@ from bot.matrix_crosssign import cross_sign
 from bot.matrix_messages import Incoming, is_edit, notice, read_message
 from bot.matrix_plain import PlainOnly
 from bot.matrix_replies import Pair, Replier
+from bot.metrics import CountingFeeds
+from bot.ops import Ops
 from bot.matrix_session import MatrixStartupError, StoredSession, load_session, login, save_session, store_path
 from bot.matrix_session import check_config as check_login_config
 from embeddings.feeds import poll_every
@@ -53,6 +56,9 @@ POLL_MS = 30_000
 # The first sync only brings the bot up to date: full room state (after a restart the client knows
 # no members, so every room would look like a direct chat), one timeline event per room, never answered.
 FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}}
+# After a restart the first sync also brings what arrived meanwhile, so that recent questions can be
+# answered (matrix.catch_up_minutes); a busier room than this is caught up on its latest messages.
+CATCH_UP_FILTER = {"room": {"timeline": {"limit": 50}}}
 SEND_ATTEMPTS = 6
 
 
@@ -88,12 +94,16 @@ class MatrixBot:
         key_wait: float = 20.0,
         poll_ms: int = POLL_MS,
         clock_margin: float = 60.0,
+        ops: Ops | None = None,
     ) -> None:
         """``backoff`` is the (first, longest) wait between reconnects; ``key_wait`` how long a missing
-        room key may take to arrive; ``clock_margin`` how far the homeserver's clock may lag ours."""
+        room key may take to arrive; ``clock_margin`` how far the homeserver's clock may lag ours;
+        ``ops`` the metrics, readiness and answers in flight shared with the ops endpoints."""
         self.config = config.matrix
         self.data_dir = Path(data_dir)
-        self.replier = Replier(bron, self.config.command_prefix, self.config.articles_per_page)
+        self.ops = ops or Ops()
+        self.metrics = self.ops.metrics
+        self.replier = Replier(bron, self.config.command_prefix, self.config.articles_per_page, metrics=self.metrics)
         self.backoff = backoff
         self.key_wait = key_wait
         self.poll_ms = poll_ms
@@ -128,10 +138,12 @@ class MatrixBot:
         # A room the bot joins shows it some history: messages from before the bot started are not
         # for it. Timestamps are the homeserver's, hence the margin for a clock a little behind ours.
         self._answer_after_ms = int((time.time() - clock_margin) * 1000)
+        self.catch_up_ms = int(self.config.catch_up_minutes * 60_000)
         self.client.add_event_callback(self._on_text, RoomMessageText)
         self.client.add_event_callback(self._on_undecryptable, MegolmEvent)
         self.client.add_event_callback(self._on_invite, InviteMemberEvent)
         self.client.add_to_device_callback(self._on_room_key, (RoomKeyEvent, ForwardedRoomKeyEvent))
+        self.metrics.key_requests.set_function(lambda: sum(len(waiting) for waiting in self._undecryptable.values()))
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -139,6 +151,7 @@ class MatrixBot:
         """Log in (or reuse the stored device), retrying while the homeserver is unreachable."""
         backoff = Backoff(*self.backoff)
         while True:
+            self.ops.readiness.waiting(f"logging in to {self.config.homeserver}")
             try:
                 self.session = await login(self.client, self.config, self.data_dir, self.encryption)
                 await cross_sign(self.client, self.config, self.data_dir, self.session)  # issue 15
@@ -147,6 +160,8 @@ class MatrixBot:
             except MatrixStartupError:
                 raise
             except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                self._api_error(exc)
+                self.ops.readiness.waiting(f"homeserver {self.config.homeserver} unreachable ({exc}); retrying")
                 log.warning("matrix: homeserver %s unreachable at login (%s); retrying in %.1fs",
                             self.config.homeserver, exc, backoff.delay)
                 await backoff.wait()
@@ -155,22 +170,28 @@ class MatrixBot:
         """Sync until :meth:`close`; reconnects with exponential backoff when the homeserver goes away."""
         assert self.session is not None, "call start() first"
         backoff = Backoff(*self.backoff)
+        self.ops.readiness.waiting("first sync with the homeserver")
+        resuming = bool(self.session.next_batch) and self.catch_up_ms > 0
         while not self._stopping:
             first = not self.live.is_set()
             try:
                 response = await self.client.sync(
                     timeout=0 if first else self.poll_ms,
                     since=self.session.next_batch or None,
-                    sync_filter=FIRST_SYNC_FILTER if first else None,
+                    sync_filter=(CATCH_UP_FILTER if resuming else FIRST_SYNC_FILTER) if first else None,
                     full_state=first,
                 )
                 if isinstance(response, SyncError):
                     self._raise_if_fatal(response)
                     raise ConnectionError(f"sync error {response.status_code}: {response.message}")
+                if first and resuming:
+                    self._catch_up(response)
                 await self._after_sync(response)
             except (asyncio.CancelledError, MatrixStartupError):
                 raise
             except Exception as exc:  # network, server and decoding errors: keep going
+                self._api_error(exc)
+                self.metrics.api_retries.labels("matrix").inc()
                 log.warning("matrix: sync failed (%s); retry %d in %.1fs", exc or type(exc).__name__,
                             backoff.failures + 1, backoff.delay)
                 await backoff.wait()
@@ -180,15 +201,56 @@ class MatrixBot:
             backoff.reset()
             if first:
                 self.live.set()
+                self.ops.readiness.ready()
                 log.info("matrix: up to date, answering from now on")
 
     async def close(self) -> None:
-        """Stop syncing, finish nothing more, and close the HTTP session."""
+        """Stop syncing, finish nothing more, keep the sync token, and close the HTTP session."""
         self._stopping = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.session is not None:
+            save_session(self.data_dir, self.session)
         await self.client.close()
+
+    def _api_error(self, problem: object) -> None:
+        """Count a failed homeserver call by kind: rate_limited, timeout, server, network or client."""
+        if isinstance(problem, asyncio.TimeoutError):
+            kind = "timeout"
+        elif isinstance(problem, (OSError, aiohttp.ClientError)):
+            kind = "network"
+        elif isinstance(problem, ErrorResponse):
+            code = str(problem.status_code or "")
+            kind = "rate_limited" if code in ("M_LIMIT_EXCEEDED", "429") else "server" if code.startswith("5") else "client"
+        else:
+            kind = "server"  # e.g. a sync error turned into ConnectionError, or a body nio could not parse
+        self.metrics.api_errors.labels("matrix", kind).inc()
+
+    def _catch_up(self, response: SyncResponse) -> None:
+        """Answer the questions that arrived while the bot was down or starting, if recent enough.
+
+        Only rooms the bot was already in count (history seen on joining a room never does), and a
+        message the bot already replied to (the reply is in the same stretch of timeline) is skipped.
+        """
+        oldest = int(time.time() * 1000) - self.catch_up_ms
+        me = self.client.user_id
+        waiting = 0
+        for room_id, info in response.rooms.join.items():
+            room = self.client.rooms.get(room_id)
+            events = info.timeline.events
+            replied = {_reply_target(e) for e in events if getattr(e, "sender", None) == me}
+            for event in events:
+                if not isinstance(event, RoomMessageText) or event.sender == me or event.event_id in replied:
+                    continue
+                content = (event.source or {}).get("content") or {}
+                if room is None or event.server_timestamp < oldest or is_edit(content):
+                    continue
+                if self.allowed(event.sender, room_id):
+                    waiting += 1
+                    self._spawn(self._answer(room, event, content))
+        if waiting:
+            log.info("matrix: %d message(s) arrived while the bot was away; answering those for it", waiting)
 
     def _raise_if_fatal(self, response: SyncError) -> None:
         if response.status_code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -274,8 +336,12 @@ class MatrixBot:
         return read_message(content, me, member.display_name if member else None)
 
     async def _answer(self, room: MatrixRoom, event: RoomMessageText, content: dict) -> None:
-        """Answer one message if it is for the bot; one room's messages are answered in order."""
-        async with self._room_locks[room.room_id]:
+        """Answer one message if it is for the bot; one room's messages are answered in order.
+
+        It counts as in flight from arrival, so a stop lets it (and those queued before it) finish.
+        """
+        async with self.ops.inflight.track(), self._room_locks[room.room_id]:
+            started = time.perf_counter()
             incoming = self._read(room, content)
             command, arg = parse_command(incoming.text, self.config.command_prefix)
             direct = room.member_count <= 2
@@ -283,14 +349,22 @@ class MatrixBot:
                 return
             log.info("matrix: %s in %s", command or "question", room.room_id)
             if command == "add" and event.sender not in self.config.admin_users:
-                parts = [self.replier.text(room.room_id, "admin_only")]
+                parts, reply = [self.replier.text(room.room_id, "admin_only")], None
             else:
-                parts = await self.replier.reply(room.room_id, command, arg)
-            await self._send_parts(room, event.event_id, event.sender, parts)
+                reply = await self.replier.reply(room.room_id, command, arg)
+                parts = reply.parts
+            sent = await self._send_parts(room, event.event_id, event.sender, parts)
+            if reply is not None and reply.outcome is not None:
+                outcome = reply.outcome if sent else "error"
+                chars = sum(len(text) for text, _ in parts) if sent else 0
+                self.metrics.question("matrix", reply.language, outcome, time.perf_counter() - started, chars)
 
-    async def _send_parts(self, room: MatrixRoom, reply_to: str, asker: str, parts: list[Pair]) -> None:
+    async def _send_parts(self, room: MatrixRoom, reply_to: str, asker: str, parts: list[Pair]) -> bool:
+        """Send the parts in order; False if one could not be delivered."""
         for html_body, text_body in parts:
-            await self.send(room, notice(html_body, text_body, reply_to, asker))
+            if await self.send(room, notice(html_body, text_body, reply_to, asker)) is None:
+                return False
+        return True
 
     async def send(self, room: MatrixRoom, content: dict) -> str | None:
         """Send one event, encrypted in encrypted rooms, retrying while the homeserver is away.
@@ -311,11 +385,15 @@ class MatrixBot:
                     )
                 if isinstance(response, RoomSendResponse):
                     return response.event_id
+                self._api_error(response)
                 log.warning("matrix: sending to %s failed: %s", room.room_id, response)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._api_error(exc)
                 log.warning("matrix: sending to %s failed (%s), attempt %d", room.room_id, exc, attempt + 1)
+            if attempt < SEND_ATTEMPTS - 1:
+                self.metrics.api_retries.labels("matrix").inc()
             await backoff.wait()
         log.error("matrix: gave up sending a reply to %s", room.room_id)
         return None
@@ -396,30 +474,46 @@ class MatrixBot:
             await self.send(room, notice(html_body, text_body, megolm.event_id, megolm.sender))
 
 
-async def _poll_feeds(config: Config, bron: Bron, stop: asyncio.Event) -> None:
+def _reply_target(event) -> str | None:
+    relates = ((getattr(event, "source", None) or {}).get("content") or {}).get("m.relates_to") or {}
+    return (relates.get("m.in_reply_to") or {}).get("event_id")
+
+
+async def _poll_feeds(config: Config, bron: Bron, ops: Ops, stop: asyncio.Event) -> None:
     """Keep the configured and added feeds fresh while the bot runs."""
     if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
-        await poll_every(bron.web, config.feeds.poll_minutes, stop)
+        await poll_every(CountingFeeds(bron.web, ops.metrics), config.feeds.poll_minutes, stop)
 
 
-async def serve(config: Config, bron: Bron, data_dir: Path) -> None:
-    """Run the bot until SIGINT or SIGTERM."""
-    bot = MatrixBot(config, bron, data_dir)
+async def serve(config: Config, bron: Bron, data_dir: Path, ops: Ops | None = None) -> None:
+    """Run the bot until SIGINT or SIGTERM; then stop syncing and let answers in flight finish."""
+    ops = ops or Ops()
+    bot = MatrixBot(config, bron, data_dir, ops=ops)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await bot.start()
+        starting = asyncio.create_task(bot.start())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            return
+        starting.result()
         syncing = asyncio.create_task(bot.run_forever())
-        stopping = asyncio.create_task(stop.wait())
-        polling = asyncio.create_task(_poll_feeds(config, bron, stop))
+        polling = asyncio.create_task(_poll_feeds(config, bron, ops, stop))
         done, _ = await asyncio.wait({syncing, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (syncing, stopping, polling):
+        ops.readiness.waiting("stopping")
+        log.info("matrix: stopping; no new messages are taken")
+        for task in (syncing, polling):
             task.cancel()
+        await asyncio.gather(syncing, polling, return_exceptions=True)
+        await ops.inflight.drain(ops.drain_seconds)
         if syncing in done:
             syncing.result()  # a fatal error (e.g. a revoked token) ends the bot with its message
     finally:
+        stopping.cancel()
         await bot.close()
 
 
@@ -428,6 +522,6 @@ def check_config(config: Config, data_dir: Path) -> None:
     check_login_config(config.matrix, load_session(data_dir))
 
 
-def run(config: Config, bron: Bron, data_dir: Path) -> None:
+def run(config: Config, bron: Bron, data_dir: Path, ops: Ops | None = None) -> None:
     """Entry point of ``bron serve matrix``."""
-    asyncio.run(serve(config, bron, data_dir))
+    asyncio.run(serve(config, bron, data_dir, ops))

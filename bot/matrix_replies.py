@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 
 from bot.core import Bron
 from bot.errors import BronError
+from bot.metrics import Metrics, added_report
 from bot.matrix_messages import pair_parts
 from bot.render import render_added, render_answer, render_articles, render_error, render_more, render_sources, render_summary
 from bot.texts import t
@@ -28,13 +30,27 @@ MATRIX_LIMIT = 4000
 _NEWLINE = re.compile(r"(?<!</blockquote>)\n")
 
 Pair = tuple[str, str]
+QUESTION = (None, "ask")
+
+
+@dataclass
+class Reply:
+    """The parts to send and, for a question, how it went (for the metrics)."""
+
+    parts: list[Pair]
+    # answered, declined (nothing in the articles answers it, or the question was empty or too
+    # long) or error; None for the other commands.
+    outcome: str | None = None
+    language: str = "unknown"
 
 
 class Replier:
     """Turns (command, argument) into reply parts for one Bron, remembering each room's language."""
 
-    def __init__(self, bron: Bron, prefix: str = "!", per_page: int = 5, limit: int = MATRIX_LIMIT) -> None:
+    def __init__(self, bron: Bron, prefix: str = "!", per_page: int = 5, limit: int = MATRIX_LIMIT,
+                 metrics: Metrics | None = None) -> None:
         self.bron = bron
+        self.metrics = metrics or Metrics()
         self.prefix = prefix
         self.per_page = per_page
         self.limit = limit
@@ -48,41 +64,52 @@ class Replier:
         """One fixed sentence from :mod:`bot.texts`, in the room's language."""
         return (render_error(key, self.language(room_id), "html", **params), t(key, self.language(room_id), **params))
 
-    async def reply(self, room_id: str, command: str | None, arg: str) -> list[Pair]:
+    async def reply(self, room_id: str, command: str | None, arg: str) -> Reply:
         """The reply parts; the core runs in a worker thread so the sync loop keeps going."""
-        if command in (None, "ask") and arg:
+        if command in QUESTION and arg:
             self._languages[room_id] = detect_language(arg, self.language(room_id))
         lang = self.language(room_id)
         try:
             return await asyncio.to_thread(self._dispatch, room_id, command, arg, lang)
         except BronError as err:
-            return [self.text(room_id, err.key, **err.params)]
+            if command == "add":
+                self.metrics.ingest("url", None)
+            return Reply([self.text(room_id, err.key, **err.params)], "declined" if command in QUESTION else None)
         except Exception:
             log.exception("matrix: answering %r in %s failed", command or "question", room_id)
-            return [self.text(room_id, "error")]
+            if command == "add":
+                self.metrics.ingest("url", None)
+            return Reply([self.text(room_id, "error")], "error" if command in QUESTION else None)
 
-    def _dispatch(self, room_id: str, command: str | None, arg: str, lang: str) -> list[Pair]:
-        if command in (None, "ask"):
+    def _dispatch(self, room_id: str, command: str | None, arg: str, lang: str) -> Reply:
+        if command in QUESTION:
             answer = self.bron.answer(arg, room_id)
+            outcome = "declined" if answer.abstained else "answered"
             hint = f"{self.prefix}more" if answer.more else ""
-            return self._both(lambda a, lang, fmt, limit: render_answer(a, lang, fmt, limit, more_hint=hint), answer, answer.language)
+            parts = self._both(lambda a, lang, fmt, limit: render_answer(a, lang, fmt, limit, more_hint=hint), answer, answer.language)
+            return Reply(parts, outcome, answer.language)
         if command == "more":
             more = self.bron.more(room_id)
-            return self._both(render_more, more, more.language)
+            return Reply(self._both(render_more, more, more.language))
         if command == "summary":
-            return self._both(render_summary, self.bron.summarize(arg or None, room_id), lang)
+            parts = self._both(render_summary, self.bron.summarize(arg or None, room_id), lang)
+            self.metrics.summaries.labels("matrix").inc()
+            return Reply(parts)
         if command == "source":
-            return self._both(render_sources, self.bron.sources(room_id), lang)
+            parts = self._both(render_sources, self.bron.sources(room_id), lang)
+            self.metrics.sources.labels("matrix").inc()
+            return Reply(parts)
         if command == "articles":
             page = self.bron.articles(int(arg) if arg.isdigit() else 1, self.per_page)
-            return self._both(render_articles, page, lang)
+            return Reply(self._both(render_articles, page, lang))
         if command == "add":
             if not arg:
-                return [self.text(room_id, "add_usage", p=self.prefix)]
+                return Reply([self.text(room_id, "add_usage", p=self.prefix)])
             added = self.bron.add_url(arg.split()[0])
-            return [(render_added(added, lang, "html"), render_added(added, lang, "text"))]
+            self.metrics.ingest("url", added_report(added))
+            return Reply([(render_added(added, lang, "html"), render_added(added, lang, "text"))])
         help_html = _NEWLINE.sub("<br>\n", render_error("help", lang, "html", p=self.prefix))
-        return [(help_html, t("help", lang, p=self.prefix))]
+        return Reply([(help_html, t("help", lang, p=self.prefix))])
 
     def _both(self, render, result, lang: str) -> list[Pair]:
         html_parts = [_NEWLINE.sub("<br>\n", part) for part in render(result, lang, "html", self.limit)]

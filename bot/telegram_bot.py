@@ -10,6 +10,8 @@ import asyncio
 import html
 import logging
 import os
+import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -25,6 +27,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    SimpleUpdateProcessor,
     TypeHandler,
     filters,
 )
@@ -33,7 +36,10 @@ from bot import telegram_ui as ui
 from bot.config import Config, ConfigError
 from bot.core import Bron
 from bot.errors import BronError
+from bot.metrics import CountingFeeds, Metrics
+from bot.metrics import added_report as metrics_added
 from bot.models import IngestReport, Sources
+from bot.ops import InFlight, Ops
 from bot.ratelimit import RateLimiter
 from bot.render import TELEGRAM_LIMIT, more_articles, render_added, render_answer, render_articles, render_more, render_sources, render_summary
 from bot.texts import t
@@ -53,8 +59,9 @@ TYPING_EVERY_S = 4.5
 class TelegramBot:
     """Handlers for one bot; state is the core's plus who was refused and who is sending too fast."""
 
-    def __init__(self, config: Config, bron: Bron, data_dir: Path) -> None:
+    def __init__(self, config: Config, bron: Bron, data_dir: Path, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self.tg = config.telegram
         self.bron = bron
         self.uploads = data_dir / "uploads"
@@ -95,6 +102,7 @@ class TelegramBot:
         verdict = self.limiter.check(user.id)
         if not verdict.allowed:
             log.info("rate limited user %s for %ss", user.id, verdict.retry_after)
+            self.metrics.rate_limited.labels("telegram").inc()
             if verdict.notify:
                 await self._say(update, context, t("rate_limited", self._lang(update), seconds=verdict.retry_after))
             raise ApplicationHandlerStop
@@ -141,14 +149,21 @@ class TelegramBot:
 
     async def _answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
         chat = update.effective_chat
-        async with self._typing(context.bot, chat.id):
-            answer = await self._core(update, context, question, self.bron.answer, question, str(chat.id))
-        if answer is None:
-            return
-        lang = ui.user_language(update.effective_user) or answer.language
-        keyboard = ui.answer_keyboard(answer.articles, lang, more=bool(answer.more))
-        messages = render_answer(answer, lang, "html", TELEGRAM_LIMIT, expandable=True, more_hint="" if answer.passages else "/more")
-        await self._send(update, context, messages, keyboard)
+        started, outcome, language, chars = time.perf_counter(), "error", "unknown", 0
+        try:
+            async with self._typing(context.bot, chat.id):
+                answer = await self._core(update, context, question, self.bron.answer, question, str(chat.id))
+            if answer is None:
+                outcome = "declined"  # empty or too long: the user was told why
+                return
+            language = answer.language
+            lang = ui.user_language(update.effective_user) or answer.language
+            keyboard = ui.answer_keyboard(answer.articles, lang, more=bool(answer.more))
+            messages = render_answer(answer, lang, "html", TELEGRAM_LIMIT, expandable=True, more_hint="" if answer.passages else "/more")
+            await self._send(update, context, messages, keyboard)
+            outcome, chars = ("declined" if answer.abstained else "answered"), sum(map(len, messages))
+        finally:
+            self.metrics.question("telegram", language, outcome, time.perf_counter() - started, chars)
 
     async def on_more(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/more (or the More sources button): the last answer's quotes in full and the other close passages."""
@@ -170,12 +185,14 @@ class TelegramBot:
         if summary is not None:
             lang = self._lang(update, " ".join(summary.sentences))
             await self._send(update, context, render_summary(summary, lang, "html", TELEGRAM_LIMIT))
+            self.metrics.summaries.labels("telegram").inc()
 
     async def on_source(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/source: the links behind the last answer."""
         sources = await self._core(update, context, "", self.bron.sources, str(update.effective_chat.id))
         if sources is not None:
             await self._send(update, context, render_sources(sources, self._lang(update), "html", TELEGRAM_LIMIT))
+            self.metrics.sources.labels("telegram").inc()
 
     async def on_articles(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/articles [PAGE]: one page of the list, with buttons to turn pages."""
@@ -200,6 +217,7 @@ class TelegramBot:
             article = await self._core(update, context, "", self.bron.find_article, str(number))
             if article is not None:
                 await self._send(update, context, render_sources(Sources([article]), self._lang(update), "html"))
+                self.metrics.sources.labels("telegram").inc()
         else:
             await self._turn_page(update, number)
 
@@ -226,6 +244,7 @@ class TelegramBot:
             return
         async with self._typing(context.bot, update.effective_chat.id):
             added = await self._core(update, context, "", self.bron.add_url, context.args[0])
+        self.metrics.ingest("url", None if added is None else metrics_added(added))
         if added is not None:
             await self._send(update, context, [render_added(added, lang, "html")])
 
@@ -247,7 +266,12 @@ class TelegramBot:
         path = self.uploads / name
         await (await document.get_file()).download_to_drive(path)
         async with self._typing(context.bot, update.effective_chat.id):
-            report = await asyncio.to_thread(self.bron.ingest, [path])
+            try:
+                report = await asyncio.to_thread(self.bron.ingest, [path])
+            except Exception:
+                self.metrics.ingest("upload", None)
+                raise
+        self.metrics.ingest("upload", report)
         await self._say(update, context, ingest_line(report, lang))
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -288,12 +312,13 @@ class TelegramBot:
         for i, text in enumerate(messages):
             last = i == len(messages) - 1
             reply = ReplyParameters(asked.message_id, allow_sending_without_reply=True) if asked and i == 0 else None
-            await send_with_retry(context.bot, chat.id, text, reply, keyboard if last else None)
+            await send_with_retry(context.bot, chat.id, text, reply, keyboard if last else None, self.metrics)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log any failure with its context; apologise to the user when there is one to tell."""
         if not isinstance(update, Update):
             log.warning("telegram: %s", context.error)  # polling trouble; PTB retries by itself
+            self.metrics.api_errors.labels("telegram", api_error_kind(context.error)).inc()
             return
         chat = update.effective_chat
         log.error(
@@ -306,25 +331,47 @@ class TelegramBot:
 
 
 async def send_with_retry(bot: Bot, chat_id: int, text: str, reply: ReplyParameters | None = None,
-                          keyboard: InlineKeyboardMarkup | None = None) -> Message | None:
+                          keyboard: InlineKeyboardMarkup | None = None, metrics: Metrics | None = None) -> Message | None:
     """Send an HTML message, waiting out flood limits and retrying network trouble a few times."""
+    def count(err: TelegramError, retried: bool) -> None:
+        if metrics is not None:
+            metrics.api_errors.labels("telegram", api_error_kind(err)).inc()
+            if retried:
+                metrics.api_retries.labels("telegram").inc()
+
     for attempt in range(SEND_ATTEMPTS):
         try:
             return await bot.send_message(
                 chat_id, text, parse_mode=ParseMode.HTML, reply_parameters=reply, reply_markup=keyboard,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
-        except (BadRequest, Forbidden):
+        except (BadRequest, Forbidden) as err:
+            count(err, retried=False)
             raise  # retrying cannot help: bad markup, or the user blocked the bot
         except RetryAfter as err:
+            count(err, retried=True)
             wait = err.retry_after
             await asyncio.sleep(wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait))
         except NetworkError as err:  # also TimedOut: Telegram may or may not have got it
+            count(err, retried=attempt < SEND_ATTEMPTS - 1)
             if attempt == SEND_ATTEMPTS - 1:
                 raise
             log.warning("send to chat %s failed (%s); retrying", chat_id, err)
             await asyncio.sleep(0.5 * 2**attempt)
     return None
+
+
+def api_error_kind(err: BaseException | None) -> str:
+    """The ``kind`` label of a failed Bot API call: rate_limited, timeout, server, network or client."""
+    if isinstance(err, RetryAfter):
+        return "rate_limited"
+    if isinstance(err, TimedOut):
+        return "timeout"
+    if isinstance(err, NetworkError):
+        # PTB turns 5xx answers into NetworkError with Telegram's description; connection trouble has its own words.
+        text = str(err).lower()
+        return "server" if any(w in text for w in ("bad gateway", "internal server", "unavailable", "gateway")) else "network"
+    return "client"
 
 
 def ingest_line(report: IngestReport, lang: str) -> str:
@@ -349,30 +396,48 @@ def check_config(config: Config, data_dir: Path | None = None) -> None:
         webhook_options(config)
 
 
-def build_application(config: Config, bron: Bron, data_dir: Path) -> Application:
+class _TrackedUpdates(SimpleUpdateProcessor):
+    """PTB's concurrent update processing, counting each update in flight so a stop can wait for it."""
+
+    def __init__(self, max_concurrent_updates: int, inflight: InFlight) -> None:
+        super().__init__(max_concurrent_updates)
+        self.inflight = inflight
+
+    async def do_process_update(self, update: object, coroutine: Any) -> None:
+        """Run the handlers of one update, counted as in flight."""
+        async with self.inflight.track():
+            await coroutine
+
+
+def build_application(config: Config, bron: Bron, data_dir: Path, ops: Ops | None = None) -> Application:
     """A ready-to-start Application talking to ``telegram.base_url`` with the configured token."""
     check_config(config)
     tg = config.telegram
-    handlers = TelegramBot(config, bron, data_dir)
+    ops = ops or Ops()
+    handlers = TelegramBot(config, bron, data_dir, ops.metrics)
     stop_polling_feeds = asyncio.Event()
+    # Not app.create_task: Application.stop() waits for those, and this one ends only in post_stop.
+    background: set[asyncio.Task] = set()
 
     async def post_init(app: Application) -> None:
         await app.bot.set_my_commands(ui.command_menu("en"))
         for lang in ("nl", "en"):
             await app.bot.set_my_commands(ui.command_menu(lang), language_code=lang)
         if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
-            app.create_task(poll_every(bron.web, config.feeds.poll_minutes, stop_polling_feeds))
+            feeds = CountingFeeds(bron.web, ops.metrics)
+            background.add(asyncio.create_task(poll_every(feeds, config.feeds.poll_minutes, stop_polling_feeds)))
         log.info("telegram bot @%s ready", app.bot.username)
 
     async def post_stop(app: Application) -> None:
         stop_polling_feeds.set()
+        await asyncio.gather(*background, return_exceptions=True)
 
     app = (
         Application.builder()
         .token(tg.token)
         .base_url(tg.base_url)
         .base_file_url(tg.base_file_url)
-        .concurrent_updates(tg.concurrent_updates)
+        .concurrent_updates(_TrackedUpdates(tg.concurrent_updates, ops.inflight))
         .post_init(post_init)
         .post_stop(post_stop)
         .build()
@@ -396,10 +461,77 @@ def webhook_options(config: Config) -> dict[str, Any]:
     }
 
 
-def run(config: Config, bron: Bron, data_dir: Path) -> None:
-    """Serve until interrupted: long polling, or a webhook when ``telegram.mode`` says so."""
-    app = build_application(config, bron, data_dir)
-    if config.telegram.mode == "webhook":
-        app.run_webhook(**webhook_options(config))
-    else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+async def _reach(app: Application, ops: Ops, stop: asyncio.Event) -> bool:
+    """Initialize (PTB calls getMe), retrying while the Bot API is unreachable; False if stopped first."""
+    delay = 1.0
+    while not stop.is_set():
+        ops.readiness.waiting("reaching the Telegram Bot API")
+        try:
+            await app.initialize()
+            return True
+        except InvalidToken as err:
+            raise ConfigError(
+                f"config key telegram.token: Telegram refused the token ({err}). Set TELEGRAM_BOT_TOKEN to the "
+                "token BotFather gave you."
+            ) from None
+        except NetworkError as err:
+            ops.metrics.api_errors.labels("telegram", api_error_kind(err)).inc()
+            ops.readiness.waiting(f"cannot reach the Telegram Bot API at {app.bot.base_url} ({err}); retrying")
+            log.warning("telegram: Bot API unreachable (%s); retrying in %.0fs", err, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            delay = min(delay * 2, 60.0)
+    return False
+
+
+async def serve(config: Config, bron: Bron, data_dir: Path, ops: Ops, stop: asyncio.Event | None = None) -> None:
+    """Take updates until SIGTERM/SIGINT (or ``stop``), then stop taking them and let answers finish.
+
+    Readiness flips once Telegram was reached and polling (or the webhook) runs; the caller has
+    loaded and warmed up the models and index before.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    app = build_application(config, bron, data_dir, ops)
+    try:
+        if not await _reach(app, ops, stop):
+            return
+        await app.post_init(app)  # type: ignore[misc]
+        await app.start()
+        if config.telegram.mode == "webhook":
+            await app.updater.start_webhook(**webhook_options(config))  # type: ignore[union-attr]
+        else:
+            # Updates sent while the bot was down are still queued at Telegram and answered now.
+            # Polling trouble goes to on_error (logged once, counted), as run_polling does it.
+            def polling_error(exc: TelegramError) -> None:
+                app.create_task(app.process_error(error=exc, update=None))
+
+            await app.updater.start_polling(  # type: ignore[union-attr]
+                allowed_updates=Update.ALL_TYPES, error_callback=polling_error,
+            )
+        ops.readiness.ready()
+        await stop.wait()
+        ops.readiness.waiting("stopping")
+        log.info("telegram: stopping; no new updates are taken")
+        await app.updater.stop()  # type: ignore[union-attr]
+        # Updates already fetched are handled too: app.stop() processes the queue before it returns.
+        await ops.inflight.drain(ops.drain_seconds)
+        await app.stop()
+        await app.post_stop(app)  # type: ignore[misc]
+        await ops.inflight.drain(ops.drain_seconds)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+
+def run(config: Config, bron: Bron, data_dir: Path, ops: Ops | None = None) -> None:
+    """Serve until SIGTERM or SIGINT: long polling, or a webhook when ``telegram.mode`` says so."""
+    asyncio.run(serve(config, bron, data_dir, ops or Ops()))

@@ -57,6 +57,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Ik kon {url} niet toevoegen: {reason}.",
         "en": "I could not add {url}: {reason}.",
     },
+    "empty_index": {
+        "nl": "De index in {data_dir} is leeg: er zijn nog geen artikelen om uit te citeren. Voeg artikelen "
+        "toe met: bron ingest PAD (artikelbestanden, mappen of webadressen).",
+        "en": "The index in {data_dir} is empty: there are no articles to quote yet. Add articles with: "
+        "bron ingest PATH (article files, folders or web addresses).",
+    },
+    "index_write_failed": {
+        "nl": "De index kon niet worden opgeslagen in {data_dir}: {reason}. De vorige index is ongewijzigd en "
+        "blijft antwoorden. Maak ruimte vrij (of herstel de rechten van de map) en voeg de artikelen opnieuw toe.",
+        "en": "Could not save the index in {data_dir}: {reason}. The previous index is unchanged and still "
+        "answers. Free some disk space (or fix the folder's permissions) and add the articles again.",
+    },
     "error": {
         "nl": "Sorry, er ging iets mis. Probeer het later opnieuw.",
         "en": "Sorry, something went wrong. Please try again later.",

@@ -3,12 +3,16 @@
 Readers use whatever snapshot is live; an ingest builds the next one beside it and swaps it in, so
 questions keep being answered from the previous index while an ingest runs, in this process or
 another (the live snapshot name is re-read at most every couple of seconds).
+
+At start-up a lost, garbled or dangling CURRENT, or a damaged live snapshot, is repaired: the newest
+snapshot that loads is used, CURRENT is pointed at it, and a warning says so.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,13 +22,26 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
+from bot.errors import DataDirError, IndexWriteFailed
 from bot.models import ArticleInfo, IngestReport, Passage
 from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.retriever import Settings, retrieve
 from embeddings.snapshot import Snapshot
-from embeddings.store import current_name, prune, read_snapshot, write_snapshot
+from embeddings.store import (
+    GENERATION,
+    SnapshotError,
+    SnapshotWriteError,
+    current_name,
+    generation_number,
+    generations,
+    pointer,
+    prune,
+    read_snapshot,
+    set_current,
+    write_snapshot,
+)
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -58,14 +75,18 @@ class Library:
         self._swap = threading.Lock()
         self._model: AnswerabilityModel | None = None
         self._words = ArticleWords()
+        # Snapshots that failed to load, so a running reader warns about each only once.
+        self._broken: set[str] = set()
+        self._writer = threading.local()
 
     @classmethod
     def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
         """Open (or create) the library in ``data_dir`` and load its live snapshot.
 
-        ``encoders`` lets several libraries in one process share loaded models.
+        ``encoders`` lets several libraries in one process share loaded models. Raises
+        :class:`DataDirError` when ``data_dir`` cannot be used or none of its snapshots loads.
         """
-        data_dir.mkdir(parents=True, exist_ok=True)
+        _prepare(data_dir)
         library = cls(data_dir, config, encoders)
         library.refresh(force=True)
         if library._snapshot.name and library._needs_reembed():
@@ -113,16 +134,97 @@ class Library:
         return self._snapshot
 
     def refresh(self, force: bool = False) -> None:
-        """Load the live snapshot if it changed on disk."""
+        """Load the live snapshot if it changed on disk.
+
+        ``force`` (start-up and ingests) also repairs a broken CURRENT or live snapshot; a periodic
+        check only warns and keeps answering from the snapshot it has.
+        """
         now = time.monotonic()
         if not force and now - self._checked < 2.0:
             return
         self._checked = now
         name = current_name(self.data_dir)
-        if name and name != self._snapshot.name:
+        if name and name == self._snapshot.name:
+            return
+        with self._swap:
+            name = current_name(self.data_dir)
+            if name and name == self._snapshot.name:
+                return
+            loaded = self._load(name) if name and (force or name not in self._broken) else None
+            if loaded is not None:
+                self._snapshot = loaded
+                return
+        if force:
+            # Outside _swap: recovery takes the writers' lock, which an ingest holds while it refreshes.
+            recovered = self._recover(name)
             with self._swap:
-                if name != self._snapshot.name:
-                    self._snapshot = Snapshot(name, read_snapshot(self.data_dir, name))
+                self._snapshot = recovered
+
+    def _load(self, name: str) -> Snapshot | None:
+        """The snapshot ``name``, or None (with a warning) when it cannot be read."""
+        try:
+            return Snapshot(name, read_snapshot(self.data_dir, name))
+        except SnapshotError as err:
+            problem = str(err)
+        except Exception as err:  # rows that do not fit together fail while the search indexes are built
+            problem = f"{self.data_dir / name}: {type(err).__name__}: {err}"
+        if name not in self._broken:
+            log.warning("cannot load snapshot %s", problem)
+            self._broken.add(name)
+        return None
+
+    def _recover(self, broken: str | None) -> Snapshot:
+        """The newest snapshot that loads, with CURRENT repaired to name it; empty for a new data dir."""
+        said = pointer(self.data_dir)
+        if said is None and not generations(self.data_dir):
+            return Snapshot.empty()
+        # CURRENT is rewritten under the writers' lock, so an ingest swapping in a newer snapshot is never undone.
+        with self._ingest_lock(required=False):
+            name = current_name(self.data_dir)
+            if name and name != broken:
+                found = self._snapshot if name == self._snapshot.name else self._load(name)
+                if found is not None:
+                    return found
+            said = pointer(self.data_dir)
+            # A damaged live snapshot falls back to an earlier one; with CURRENT lost, any will do.
+            below = generation_number(said) if said and GENERATION.fullmatch(said) else None
+            candidates = [g for g in generations(self.data_dir) if below is None or generation_number(g) < below]
+            for candidate in candidates:
+                found = self._snapshot if candidate == self._snapshot.name else self._load(candidate)
+                if found is not None:
+                    self._repair_current(said, found)
+                    return found
+        if said is not None and not said and not candidates:
+            return Snapshot.empty()  # an empty CURRENT and no snapshot: a first ingest that never finished
+        what = "no snapshot in it loads" if candidates else f"CURRENT names {said!r} but there is no such snapshot"
+        raise DataDirError(
+            f"data dir {self.data_dir}: the index cannot be read ({what}; the log says why). Restore the data dir "
+            f"from a backup, or move it aside and build a new index with `bron ingest PATH`."
+        )
+
+    def _repair_current(self, said: str | None, found: Snapshot) -> None:
+        """Point CURRENT at the snapshot found, and say what happened."""
+        if said is None:
+            why = "CURRENT was missing"
+        elif not said:
+            why = "CURRENT was empty or unreadable"
+        elif not GENERATION.fullmatch(said):
+            why = f"CURRENT was garbled ({said[:40]!r})"
+        elif said in self._broken:
+            why = f"snapshot {said} is damaged"
+        elif (self.data_dir / said).is_dir():
+            why = f"snapshot {said} is incomplete (no manifest.json)"
+        else:
+            why = f"CURRENT named {said}, which is missing"
+        try:
+            set_current(self.data_dir, found.name)
+            done = "CURRENT now names it"
+        except OSError as exc:
+            done = f"CURRENT could not be repaired ({exc.strerror or exc})"
+        log.warning(
+            "data dir %s: %s; using snapshot %s (%d articles), the newest that loads; %s",
+            self.data_dir, why, found.name, len(found.articles), done,
+        )
 
     def is_empty(self) -> bool:
         """True before anything was ingested."""
@@ -215,13 +317,32 @@ class Library:
     # -- writing --------------------------------------------------------------------------------
 
     @contextmanager
-    def _ingest_lock(self) -> Iterator[None]:
-        """One writer at a time per data directory, across processes."""
-        with open(self.data_dir / "ingest.lock", "w") as fh:
+    def _ingest_lock(self, required: bool = True) -> Iterator[None]:
+        """One writer at a time per data directory, across processes.
+
+        Without ``required`` a data dir that cannot be written is read without the lock. Re-entrant
+        within a thread (flock would otherwise wait for this very process).
+        """
+        if getattr(self._writer, "held", False):
+            yield
+            return
+        try:
+            fh = open(self.data_dir / "ingest.lock", "w")
+        except OSError as exc:
+            if not required:
+                yield
+                return
+            raise DataDirError(
+                f"cannot write to data dir {self.data_dir} ({exc.strerror or exc}). Make it writable for this "
+                f"user, or pass another folder with --data-dir or BRON_DATA_DIR."
+            ) from None
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            self._writer.held = True
             try:
                 yield
             finally:
+                self._writer.held = False
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def ingest(self, paths: list[Path], progress: ProgressArg = False) -> IngestReport:
@@ -269,16 +390,34 @@ class Library:
             self.sentence_encoder,
             self.config.chunking.max_chars,
             self.config.chunking.overlap_sentences,
-            _progress_callback(progress),
+            progress_callback(progress),
         )
-        name = write_snapshot(self.data_dir, data)
+        try:
+            name = write_snapshot(self.data_dir, data)
+        except SnapshotWriteError as err:
+            log.warning("ingest into %s failed: %s; the previous index is unchanged", self.data_dir, err.reason)
+            raise IndexWriteFailed(data_dir=str(self.data_dir), reason=err.reason) from None
         with self._swap:
             self._snapshot = Snapshot(name, data)
-        prune(self.data_dir)
+        # The snapshot this one was built from stays as the fall-back, whatever else lies around.
+        prune(self.data_dir, keep=[old.name] if old.name else [])
         return report
 
 
-def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | None:
+def _prepare(data_dir: Path) -> None:
+    """Create the data directory, or say which path is wrong and how to fix it."""
+    fix = "Pass a folder this user can write to with --data-dir or BRON_DATA_DIR (or data_dir in config.yaml)."
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DataDirError(f"data dir {data_dir} is a file, not a folder. {fix}") from None
+    except OSError as exc:  # also a folder on the way that this user may not enter
+        raise DataDirError(f"cannot create data dir {data_dir} ({exc.strerror or exc}). {fix}") from None
+    if not os.access(data_dir, os.R_OK | os.W_OK | os.X_OK):
+        raise DataDirError(f"cannot use data dir {data_dir}: permission denied. {fix}")
+
+
+def progress_callback(progress: ProgressArg, desc: str = "Embedding", unit: str = "text") -> Callable[[int, int], None] | None:
     """A tqdm bar on stderr for ``True``, the caller's callback, or nothing."""
     if callable(progress):
         return progress
@@ -290,7 +429,7 @@ def _progress_callback(progress: ProgressArg) -> Callable[[int, int], None] | No
 
     def update(done: int, total: int) -> None:
         if not bar:
-            bar.append(tqdm(total=total, desc="Embedding", unit="text", leave=False))
+            bar.append(tqdm(total=total, desc=desc, unit=unit, leave=False))
         bar[0].update(done - bar[0].n)
         if done >= total:
             bar[0].close()

@@ -22,6 +22,13 @@ from support import REPO  # noqa: E402
 setup_logging("WARNING")
 
 
+@pytest.fixture(autouse=True)
+def fresh_logging() -> None:
+    """Each test logs to its own stderr: a handler left by an earlier test's `bron` command would
+    write to a stream pytest has closed and print "--- Logging error ---" into this test's output."""
+    setup_logging("WARNING")
+
+
 @pytest.fixture(scope="session")
 def config() -> Config:
     """The repository's config.yaml, as the bot loads it."""

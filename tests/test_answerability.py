@@ -44,7 +44,7 @@ def _asked(rng: np.random.Generator, group: str, kind: str, answer: bool) -> Ask
     if answer:
         x[0, 0] += 5.0  # the answering sentence stands out on the first signal
         y[0] = 1
-    return Asked(group + kind, group, kind, "nl", x, y, np.arange(6) // 2, [answer, False, False], [100, 100, 100], np.full(6, 50))
+    return Asked(group + kind, group, kind, "nl", x, y, np.arange(6) // 2, [answer, False, False])
 
 
 def test_fitting_finds_the_signal_and_keeps_false_abstention_within_the_target() -> None:

@@ -32,6 +32,17 @@ def test_defaults_load_and_env_overrides_win() -> None:
         ("retrieval: [\n", {}, "not valid YAML"),
         ("retrieval:\n  merge_chars: -1\n", {}, "retrieval.merge_chars: must be 0 or more"),
         ("", {"BRON_RETRIEVAL_MERGE_DEPTH": "-2"}, "retrieval.merge_depth: must be 0 or more"),
+        ("retrieval:\n  weight_sentence: .nan\n", {}, "retrieval.weight_sentence: expected a finite number"),
+        ("retrieval:\n  merge_chars: .inf\n", {}, "retrieval.merge_chars: expected int"),
+        ("", {"BRON_FETCH_TIMEOUT": "nan"}, "fetch.timeout: expected a finite number"),
+        ("", {"BRON_TELEGRAM_RATE_LIMIT_PER_SECONDS": "-inf"}, "telegram.rate_limit.per_seconds: expected a finite number"),
+        ("retrieval:\n  weight_lexical: -5\n", {}, "retrieval.weight_lexical: must be 0 or more"),
+        ("retrieval:\n  min_similarity_en: 0.8\n", {}, "unknown config key retrieval.min_similarity_en"),
+        ("summary:\n  diversity: 7\n", {}, "summary.diversity: 7.0 is outside 0 to 1"),
+        ("chunking:\n  overlap_sentences: -3\n", {}, "chunking.overlap_sentences: must be 0 or more"),
+        ("data_dir: [a, b]\n", {}, "data_dir: expected str, got ['a', 'b']"),
+        ("- a\n- b\n", {}, "the top level is a list, not a mapping of sections"),
+        ("hello\n", {}, "the top level is a str, not a mapping of sections"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, yaml_text: str, env: dict[str, str], needle: str) -> None:
@@ -47,3 +58,41 @@ def test_cli_stops_with_the_message(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(path), "articles"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 78
     assert "chunking.max_chars: must be greater than 0" in result.stderr
+
+
+def test_config_file_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"retrieval:\n  top_k: 3 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9 at offset 27\)\. Save it as UTF-8"):
+        load_config(path, environ={})
+
+
+def test_config_that_is_a_folder_or_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="is a folder. Pass a YAML file with --config"):
+        load_config(tmp_path, environ={})
+    path = tmp_path / "config.yaml"
+    path.write_text("retrieval:\n  top_k: 3\n")
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)  # root reads a chmod 000 file anyway
+    with pytest.raises(ConfigError, match="cannot read config file .* \\(Permission denied\\). Make it readable"):
+        load_config(path, environ={})
+
+
+def test_missing_corpus_path_is_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("corpus:\n  paths: [/nonexistent/corpus, bundled]\n")
+    config = load_config(path, environ={})
+    assert "config key corpus.paths: /nonexistent/corpus does not exist" in caplog.text
+    assert "bundled" not in caplog.text.split("does not exist")[0]
+    assert config.corpus_paths()[0] == Path("/nonexistent/corpus")
+
+
+def test_cli_bad_config_file_exits_78_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("- a\n- b\n")
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(path), "articles"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert "the top level is a list" in result.stderr and "Traceback" not in result.stderr

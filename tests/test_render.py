@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from bot.models import Answer, ArticleInfo, More, Passage
-from bot.render import TELEGRAM_LIMIT, render_answer, render_more
+from bot.render import TELEGRAM_LIMIT, length, render_answer, render_more
 
 EVIL = ArticleInfo(7, 'Title <b>with</b> "quotes" & more', "Outlet<script>", None, "https://example.org/a?x=1&y=<2>", "nl")
 
@@ -74,3 +75,23 @@ def test_a_single_huge_passage_is_shortened_around_the_answer() -> None:
     assert len(message) <= TELEGRAM_LIMIT
     assert "<b>Dit is het antwoord.</b>" in message and "…" in message
     _assert_balanced(message)
+
+
+def test_only_web_links_are_rendered_as_links() -> None:
+    evil = ArticleInfo(3, "Titel", "Outlet", None, "javascript:alert(document.cookie)", "nl")
+    (message,) = render_answer(Answer("vraag", "nl", [_passage("Het antwoord.", "Het antwoord.", evil)]), "nl", "html")
+    assert "javascript" not in message and "<a " not in message and "geen link" in message
+
+
+def test_telegram_length_counts_utf16_units_and_never_cuts_markup() -> None:
+    emoji = "😀" * 3288  # 3,288 characters, 6,576 UTF-16 units
+    wide = ArticleInfo(4, "Titel " + "😀" * 3000, "Outlet & co", None, "https://example.org/" + "a" * 900, "nl")
+    passages = [_passage(emoji + " Het antwoord & meer.", "Het antwoord & meer.", wide), _passage("Kort. Antwoord <x>.", "Antwoord <x>.", wide)]
+    for messages in (
+        render_answer(Answer("vraag", "nl", passages), "nl", "html", expandable=True),
+        render_more(More("vraag", "nl", passages, passages), "nl", "html"),
+    ):
+        for message in messages:
+            assert length(message) <= TELEGRAM_LIMIT
+            _assert_balanced(message.replace("blockquote expandable", "blockquote"))
+            assert not re.search(r"&(?!(amp|lt|gt|quot|#\d+);)", message), "no entity is split"

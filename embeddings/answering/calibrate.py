@@ -49,10 +49,6 @@ class Asked:
     y: np.ndarray  # 1 where the sentence contains the answer (present only)
     hit_of_row: np.ndarray  # which quote (0..DEPTH-1) each row belongs to
     quote_hits: list[bool] = field(default_factory=list)  # per quote: from the article and holds the answer
-    quote_chars: list[int] = field(default_factory=list)  # per quote: its length
-    sentence_chars: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the sentence's length
-    article_of_row: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the library's article id
-    sentence_of_row: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per row: the sentence id
 
 
 def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: Callable[[int, int], None] | None = None) -> list[Asked]:
@@ -78,14 +74,13 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
             hits = retrieve(snap, q["question"], language, {main.name: query}, main.name, settings, exclude)
             rows = candidate_signals(snap, q["question"], language, query, main.name, hits, words)
             answer = normalise(q["answer"]) if gold is not None and kind == "present" else None
-            y, hit_of_row, sentence_chars = [], [], []
+            y, hit_of_row = [], []
             for h, sid, _ in rows:
                 s = snap.data.sentences[sid]
                 text = snap.articles[s.article_id].text[s.start : s.end]
                 ok = answer is not None and keys.get(s.article_id) == gold and answer in normalise(text)
                 y.append(1.0 if ok else 0.0)
                 hit_of_row.append(h)
-                sentence_chars.append(len(text))
             quote_hits = []
             for hit in hits:
                 article_id = snap.data.chunks[hit.chunk_id].article_id
@@ -96,9 +91,6 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
                     q["id"], gold or q["id"], kind if gold is not None else "unanswerable", q["language"],
                     np.asarray([r[2] for r in rows], dtype="float64").reshape(-1, len(FEATURES)),
                     np.asarray(y), np.asarray(hit_of_row, dtype=int), quote_hits,
-                    [hit.end - hit.start for hit in hits], np.asarray(sentence_chars, dtype=int),
-                    np.asarray([snap.data.sentences[sid].article_id for _, sid, _ in rows], dtype=int),
-                    np.asarray([sid for _, sid, _ in rows], dtype=int),
                 )
             )
         if progress:

@@ -93,20 +93,36 @@ async def test_invite_from_a_stranger_is_refused(bot: BotRunner, people: dict[st
     assert reply.room_id not in bot.bot.client.rooms
 
 
-async def test_restart_reuses_the_device_and_skips_old_messages(bot: BotRunner, people: dict[str, Person], rooms) -> None:
+async def test_restart_reuses_the_device_and_answers_what_came_meanwhile_once(
+    bot: BotRunner, people: dict[str, Person], rooms
+) -> None:
     alice = people["alice"]
     device = bot.bot.client.device_id
     await bot.stop()
-    old = await alice.say(rooms["dm"], "Waar verbleef een van de daders? (gestuurd terwijl de bot uit stond)")
+    meanwhile = await alice.say(rooms["dm"], "Waar verbleef een van de daders? (gestuurd terwijl de bot uit stond)")
     await bot.start()
     assert bot.bot.client.device_id == device
-    new = await alice.ask(rooms["dm"], SEED_QUESTION_NL)
-    assert "in Turkije verbleef" in new.body
-    assert not alice.replies_to(old)
+    assert "in Turkije verbleef" in (await alice.reply(meanwhile)).body  # within matrix.catch_up_minutes
+    asked = await alice.say(rooms["dm"], SEED_QUESTION_NL)
+    assert "in Turkije verbleef" in (await alice.reply(asked)).body
     # After the restart the bot still knows the group room is a group: chatter stays unanswered.
     chatter = await alice.say(rooms["group"], SEED_QUESTION_NL)
     assert (await alice.ask(rooms["group"], "!source")).body.startswith("Bronnen van het laatste antwoord:")
     assert not alice.replies_to(chatter)
+
+    # Older than the catch-up window: left alone. And nothing is answered twice.
+    window = bot.config.matrix.catch_up_minutes
+    await bot.stop()
+    too_old = await alice.say(rooms["dm"], "Waar verbleef een van de daders? (lang geleden gestuurd)")
+    bot.config.matrix.catch_up_minutes = 0.5 / 60
+    try:
+        await asyncio.sleep(1.0)
+        await bot.start()
+    finally:
+        bot.config.matrix.catch_up_minutes = window
+    assert "in Turkije verbleef" in (await alice.ask(rooms["dm"], f"!ask {SEED_QUESTION_NL}")).body
+    assert not alice.replies_to(too_old)
+    assert len(alice.replies_to(meanwhile)) == 1 and len(alice.replies_to(asked)) == 1
 
 
 async def test_history_from_before_the_start_is_not_answered_on_joining(

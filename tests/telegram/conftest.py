@@ -12,6 +12,7 @@ from telegram.ext import Application
 
 from bot.config import Config
 from bot.core import Bron
+from bot.ops import Ops
 from bot.telegram_bot import build_application
 from support import REPO
 from standin import BotApiStandIn
@@ -81,7 +82,7 @@ async def start_bot(api: BotApiStandIn, tg_bron: Bron, tmp_path: Path) -> AsyncI
     """Start the real bot against the stand-in, as ``bron serve telegram`` would; stopped after the test."""
     running: list[Application] = []
 
-    async def start(bron: Bron | None = None, **telegram: object) -> Application:
+    async def start(bron: Bron | None = None, ops: Ops | None = None, **telegram: object) -> Application:
         bron = bron or tg_bron
         cfg = copy.deepcopy(bron.config)
         cfg.telegram.token = api.token
@@ -90,7 +91,7 @@ async def start_bot(api: BotApiStandIn, tg_bron: Bron, tmp_path: Path) -> AsyncI
         for key, value in telegram.items():
             target = cfg.telegram.rate_limit if key in ("messages", "per_seconds") else cfg.telegram
             setattr(target, key, value)
-        app = build_application(cfg, bron, tmp_path)
+        app = build_application(cfg, bron, tmp_path, ops)
         await app.initialize()
         await app.post_init(app)  # type: ignore[misc]
         await app.start()
