@@ -13,6 +13,7 @@ import logging
 import stat
 import urllib.request
 
+import nacl.exceptions
 import nacl.signing
 import pytest
 from nio import MegolmEvent
@@ -75,6 +76,25 @@ async def assert_cross_signed(person: Person, synapse: Synapse, user_id: str, de
     verify(self_signing, user_id, only_key(master))
     verify(keys["device_keys"][user_id][device_id], user_id, only_key(self_signing))
     return only_key(master)
+
+
+async def trust_only_cross_signed(person: Person, synapse: Synapse, user_id: str) -> set[str]:
+    """Make ``person`` share room keys only with ``user_id``'s cross-signed devices; returns the excluded ones."""
+    if person.client.should_query_keys:
+        await person.client.keys_query()
+    keys = await keys_seen_by(person, synapse, user_id)
+    self_signing = keys["self_signing_keys"][user_id]
+    verify(self_signing, user_id, only_key(keys["master_keys"][user_id]))
+    excluded = set()
+    for device in person.client.device_store.active_user_devices(user_id):
+        try:
+            verify(keys["device_keys"][user_id][device.id], user_id, only_key(self_signing))
+        except (KeyError, nacl.exceptions.BadSignatureError):
+            person.client.blacklist_device(device)
+            excluded.add(device.id)
+        else:
+            person.client.verify_device(device)
+    return excluded
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +193,13 @@ async def test_fresh_store_with_the_recovery_key_restores_and_signs_the_new_devi
         assert fetched.event.decrypted and fetched.event.body == SEED_QUESTION_NL
         # The restored bot converses in a new encrypted DM, and its status says what the operator needs.
         room = await alice.room([user_id], encrypted=True, direct=True, wait_for=user_id)
-        reply = await alice.ask(room, SEED_QUESTION_NL)
+        # alice shares room keys only with devices the bot's owner signed ("exclude insecure devices"):
+        # the device of the refused start above, never signed, gets nothing; the restored one answers.
+        excluded = await trust_only_cross_signed(alice, synapse, user_id)
+        assert excluded and client.device_id not in excluded
+        question = await alice.client.room_send(room, "m.room.message", {"msgtype": "m.text", "body": SEED_QUESTION_NL},
+                                                ignore_unverified_devices=False)
+        reply = await alice.reply(question.event_id)
         assert reply.decrypted and "in Turkije verbleef" in reply.body
         status = await asyncio.to_thread(status_text, restored.data_dir)
         assert f"device:        {client.device_id}" in status and "cross-signed:  yes" in status
