@@ -18,13 +18,23 @@ from embeddings.answering.questions import read_question
 CANDIDATES = 5
 
 
+def asks_something(question: str) -> bool:
+    """False for a question of stopwords and question words only ("the of and a", "wat gebeurde er?"):
+    it names nothing a quote could answer."""
+    terms = read_question(question)
+    return bool(terms.content or terms.names)
+
+
+def newest_first(passages: Sequence[Passage]) -> list[Passage]:
+    """Answering quotes ordered by their article's date, newest first (undated last), for "latest"
+    questions: among the passages that answer, the most recent report leads."""
+    return sorted(passages, key=lambda p: p.article.date or "", reverse=True)
+
+
 def decide(question: str, language: str, ranked: Sequence[Passage], model: AnswerabilityModel, top_k: int) -> Answer:
     """The reply to ``question`` from its ranked, judged quotes (retrieval order)."""
-    terms = read_question(question)
     by_confidence = sorted(ranked, key=lambda p: -p.confidence)
-    # A question of stopwords only ("the of and a") asks about nothing a quote could answer.
-    asks_something = bool(terms.content or terms.names)
-    if not by_confidence or not asks_something or by_confidence[0].confidence < model.threshold:
+    if not by_confidence or not asks_something(question) or by_confidence[0].confidence < model.threshold:
         return Answer(question, language, [], list(ranked))
     lead, rest = by_confidence[0], by_confidence[1:]
     shown = [lead] + [p for p in rest if p.confidence >= model.extra_threshold][: max(top_k - 1, 0)]

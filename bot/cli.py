@@ -65,7 +65,7 @@ def cmd_ask(args: argparse.Namespace, config: Config) -> int:
         print(_empty_index_text(bron, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
         return 1
     try:
-        answer = bron.answer(question, "cli")
+        answer = bron.answer(question, "cli", since=args.since, until=args.until, outlets=args.outlet or ())
     except BronError as err:
         print(_error_text(err, detect_language(question, config.answer.language_fallback)), file=sys.stderr)
         return 2
@@ -157,8 +157,20 @@ def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_articles(args: argparse.Namespace, config: Config) -> int:
+    import datetime as dt
+
+    from bot.scope import NEWS, Scope
+
     bron = open_bron(args, config)
-    for a in bron.library.articles():
+    articles = bron.library.articles()
+    if args.since or args.until or args.outlet:
+        scope = Scope(args.since or dt.date.min, args.until or dt.date.max, NEWS, tuple(args.outlet or ()))
+        articles = [a for a in articles if scope.admits(a.date, a.outlet)]
+    if args.sort == "date":
+        articles.sort(key=lambda a: a.date or "", reverse=True)
+    elif args.sort == "outlet":
+        articles.sort(key=lambda a: ((a.outlet or "").lower(), a.id))
+    for a in articles:
         print(f"{a.id}\t{a.title}\t{a.outlet or '-'}\t{a.date or '-'}\t{a.chunks} chunks")
     return 0
 
@@ -259,6 +271,16 @@ def cmd_matrix(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _day(text: str):
+    """A YYYY-MM-DD argument as a date; argparse shows the message when it is not one."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day like 2024-12-03") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one sub-command per job."""
     parser = argparse.ArgumentParser(prog="bron", description="Answers questions about news articles by quoting them.")
@@ -271,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", nargs="+")
     p.add_argument("--more", action="store_true", help="show the full quotes and the other passages that came close")
+    p.add_argument("--since", type=_day, help="only articles published on or after this day (YYYY-MM-DD)")
+    p.add_argument("--until", type=_day, help="only articles published on or before this day (YYYY-MM-DD)")
+    p.add_argument("--outlet", action="append", help="only articles of this outlet (repeat for several)")
     p.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="interactive session with the chat commands").set_defaults(func=cmd_chat)
     p = sub.add_parser("ingest", help="add or update article files (.txt .md .html .jsonl .pdf), folders or web pages (URLs)")
@@ -284,7 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     feeds.add_parser("list", help="list the feeds and their status")
     feeds.add_parser("poll", help="fetch the feeds and ingest their new and changed articles")
     p.set_defaults(func=cmd_feeds)
-    sub.add_parser("articles", help="list indexed articles").set_defaults(func=cmd_articles)
+    p = sub.add_parser("articles", help="list indexed articles")
+    p.add_argument("--since", type=_day, help="published on or after this day (YYYY-MM-DD)")
+    p.add_argument("--until", type=_day, help="published on or before this day (YYYY-MM-DD)")
+    p.add_argument("--outlet", action="append", help="of this outlet (repeat for several)")
+    p.add_argument("--sort", choices=["id", "date", "outlet"], default="id", help="order: by number (default), newest first, or by outlet")
+    p.set_defaults(func=cmd_articles)
     p = sub.add_parser("remove", help="remove an article by number or title words")
     p.add_argument("ref")
     p.set_defaults(func=cmd_remove)

@@ -7,6 +7,7 @@ to call from several threads at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import threading
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
-from bot.answering import CANDIDATES, decide
+from bot.answering import CANDIDATES, asks_something, decide, newest_first
+from bot.scope import NEWS, SOFT, Scope, read_scope
 from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, More, PollReport, Sources, Summary
 from embeddings.language import detect_language
 from embeddings.library import Library
@@ -35,9 +37,11 @@ def is_number(text: str) -> bool:
 class Bron:
     """One Bron instance serves every conversation; state is kept per conversation id."""
 
-    def __init__(self, config: Config, library: Library) -> None:
+    def __init__(self, config: Config, library: Library, today: Callable[[], dt.date] = dt.date.today) -> None:
         self.config = config
         self.library = library
+        # "vandaag", "vorige week" in questions are read relative to this (tests set the clock).
+        self.today = today
         self._last: OrderedDict[str, list[int]] = OrderedDict()
         self._answers: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
@@ -69,10 +73,15 @@ class Bron:
 
     # -- the four things a user can ask for ---------------------------------------------------
 
-    def answer(self, question: str, conversation: str = "default", exclude: Sequence[int] = ()) -> Answer:
+    def answer(
+        self, question: str, conversation: str = "default", exclude: Sequence[int] = (),
+        since: dt.date | None = None, until: dt.date | None = None, outlets: Sequence[str] = (),
+    ) -> Answer:
         """Quote the passages that answer ``question``, the answering sentence first, or abstain.
 
-        ``exclude`` leaves articles out of the search (evaluation asks questions whose article is gone).
+        A period or outlet named in the question ("gisteren", "volgens de NOS", see :mod:`bot.scope`)
+        or given as ``since``/``until``/``outlets`` limits the articles searched. ``exclude`` leaves
+        articles out of the search (evaluation asks questions whose article is gone).
         """
         question = " ".join((question or "").split())
         if not question:
@@ -81,8 +90,24 @@ class Bron:
         if len(question) > limit:
             raise QuestionTooLong(limit=limit)
         language = detect_language(question, self.config.answer.language_fallback)
-        ranked = self.library.rank(question, language, max(self.config.retrieval.top_k, CANDIDATES), exclude)
-        answer = decide(question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
+        everything = self.library.articles()
+        scope = read_scope(question, self.today(), {a.outlet for a in everything if a.outlet})
+        if since or until or outlets:
+            scope = Scope(since or dt.date.min, until or dt.date.max, NEWS, tuple(outlets) or scope.outlets, scope.latest, scope.question)
+        admitted, scope = _admitted(everything, scope)
+        limits = {"since": _day(scope.since, dt.date.min), "until": _day(scope.until, dt.date.max), "outlets": scope.outlets}
+        if admitted is not None and not admitted:
+            answer = Answer(question, language, scope_empty=True, **limits)
+        else:
+            left_out = set(exclude) | ({a.id for a in everything} - admitted if admitted is not None else set())
+            ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), left_out)
+            answer = decide(scope.question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
+            if admitted is not None and not asks_something(scope.question):
+                # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
+                # so the best passages of the articles in scope are the news asked for.
+                answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
+            shown = newest_first(answer.passages) if scope.latest else answer.passages
+            answer = Answer(question, language, shown, answer.more, **limits)
         with self._lock:
             self._answers[conversation] = answer
             self._answers.move_to_end(conversation)
@@ -213,3 +238,27 @@ class Bron:
         if article is None:
             raise NoPreviousAnswer()
         return article
+
+
+def _admitted(articles: Sequence[ArticleInfo], scope: Scope) -> tuple[set[int] | None, Scope]:
+    """Ids of the articles in ``scope`` (None: no limit), and the scope as applied.
+
+    A period named by an event-or-news phrase ("on Monday") is dropped when no dated article falls
+    in it: the question is then about when something happened, not when it was reported.
+    """
+    limited = bool(scope.outlets) or (scope.since is not None and scope.until is not None)
+    if not limited:
+        return None, scope
+    admitted = {a.id for a in articles if scope.admits(a.date, a.outlet)}
+    if scope.strength == SOFT and scope.since is not None:
+        in_period = Scope(scope.since, scope.until, scope.strength)
+        if not any(in_period.admits(a.date, None) for a in articles):
+            scope = scope.without_period()
+            return _admitted(articles, scope)
+    return admitted, scope
+
+
+def _day(day: dt.date | None, open_end: dt.date) -> str | None:
+    """An ISO day for the reply, None for no limit on that side."""
+    return day.isoformat() if day is not None and day != open_end else None
+

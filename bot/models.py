@@ -50,6 +50,12 @@ class Answer:
     language: str
     passages: list[Passage] = field(default_factory=list)
     more: list[Passage] = field(default_factory=list)
+    # The period (ISO days, inclusive) and outlets the question was limited to, if any; ``scope_empty``
+    # when no article falls in them, so nothing was searched.
+    since: str | None = None
+    until: str | None = None
+    outlets: tuple[str, ...] = ()
+    scope_empty: bool = False
 
     @property
     def abstained(self) -> bool:

