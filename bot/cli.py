@@ -1,4 +1,4 @@
-"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve and doctor."""
+"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve, doctor and matrix."""
 
 from __future__ import annotations
 
@@ -263,6 +263,14 @@ def _version() -> str:
         return __version__
 
 
+def cmd_matrix(args: argparse.Namespace, config: Config) -> int:
+    from bot.matrix_status import recovery_key_text, status_text
+
+    data_dir = data_dir_of(args, config)
+    print(status_text(data_dir) if args.action == "status" else recovery_key_text(data_dir))
+    return 0
+
+
 def _day(text: str):
     """A YYYY-MM-DD argument as a date; argparse shows the message when it is not one."""
     import datetime as dt
@@ -327,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check config, data dir, models, index and the chat platform; say how to fix")
     p.add_argument("platform", nargs="?", choices=["telegram", "matrix"], help="default: every configured one")
     p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("matrix", help="the Matrix bot's device, cross-signing, backup and rooms; its recovery key")
+    p.add_argument("action", choices=["status", "recovery-key"])
+    p.set_defaults(func=cmd_matrix)
     return parser
 
 

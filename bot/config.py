@@ -120,6 +120,8 @@ class MatrixConfig:
     user_id: str = ""
     password: str = ""
     access_token: str = ""
+    # Restores the cross-signing identity into a new store; from MATRIX_RECOVERY_KEY.
+    recovery_key: str = ""
     device_name: str = "Bron"
     command_prefix: str = "!"
     allowed_users: list[str] = field(default_factory=list)
@@ -450,6 +452,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
         ("TELEGRAM_BOT_TOKEN", "BRON_TELEGRAM_TOKEN"),
         ("MATRIX_PASSWORD", "BRON_MATRIX_PASSWORD"),
         ("MATRIX_ACCESS_TOKEN", "BRON_MATRIX_ACCESS_TOKEN"),
+        ("MATRIX_RECOVERY_KEY", "BRON_MATRIX_RECOVERY_KEY"),
     ):
         if alias in env and key not in env:
             env[key] = env[alias]

@@ -39,7 +39,10 @@ from nio import (
 from bot.chat import parse_command
 from bot.config import Config
 from bot.core import Bron
+from bot.matrix_backup import start_backup
+from bot.matrix_crosssign import cross_sign
 from bot.matrix_messages import Incoming, is_edit, notice, read_message
+from bot.matrix_plain import PlainOnly
 from bot.matrix_replies import Pair, Replier
 from bot.metrics import CountingFeeds
 from bot.ops import Ops
@@ -123,6 +126,7 @@ class MatrixBot:
             ),
         )
         self.session: StoredSession | None = None
+        self.plain_only = PlainOnly(self.client, self.encryption)  # issue 15: encryption false
         self.live = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._room_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -150,6 +154,8 @@ class MatrixBot:
             self.ops.readiness.waiting(f"logging in to {self.config.homeserver}")
             try:
                 self.session = await login(self.client, self.config, self.data_dir, self.encryption)
+                await cross_sign(self.client, self.config, self.data_dir, self.session)  # issue 15
+                self.key_backup = await start_backup(self.client, self.data_dir, self.session)  # issue 15
                 return
             except MatrixStartupError:
                 raise
@@ -257,6 +263,7 @@ class MatrixBot:
         """Remember the sync token and do the key bookkeeping encryption needs between syncs."""
         self.session.next_batch = response.next_batch
         save_session(self.data_dir, self.session)
+        await self.plain_only.after_sync()  # issue 15: leave encrypted rooms when encryption is off
         if self.client.olm is None:
             return
         async with self._crypto_lock:
@@ -364,6 +371,8 @@ class MatrixBot:
 
         The transaction id stays the same across retries, so the homeserver drops duplicates.
         """
+        if self.plain_only.blocks(room):  # issue 15: never plaintext into an encrypted room
+            return None
         tx_id = str(uuid.uuid4())
         backoff = Backoff(*self.backoff)
         for attempt in range(SEND_ATTEMPTS):

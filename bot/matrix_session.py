@@ -20,6 +20,7 @@ from nio import AsyncClient, LoginResponse, WhoamiResponse
 
 from bot.config import MatrixConfig
 from bot.errors import ConfigError
+from bot.matrix_recovery import RecoveryKeyError, decode_recovery_key
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ def _check_values(config: MatrixConfig) -> None:
             f"config key matrix.homeserver: {config.homeserver!r} is not the homeserver's URL. Set it in "
             "config.yaml (e.g. https://matrix.example.org) or with BRON_MATRIX_HOMESERVER."
         )
+    if config.recovery_key:
+        try:
+            decode_recovery_key(config.recovery_key)
+        except RecoveryKeyError as exc:
+            raise MatrixStartupError(f"MATRIX_RECOVERY_KEY: {exc}. Copy it again as it was shown.") from exc
     if not config.command_prefix.strip():
         raise MatrixStartupError('config key matrix.command_prefix is empty. Set it in config.yaml, e.g. "!".')
     for key, sigil, example in (

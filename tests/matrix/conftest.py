@@ -20,7 +20,7 @@ from bot.matrix_bot import MatrixBot
 from support import NEWSQA, REPO
 
 from .homeserver import Synapse, User
-from .people import WAIT, Person
+from .people import WAIT, Person, cancel
 
 LOOP = "session"
 # Short retry waits so that reconnects and "cannot read" notices happen within a test; Synapse runs on
@@ -100,8 +100,7 @@ class BotRunner:
     async def stop(self) -> None:
         """Stop syncing and close the client, like SIGTERM does."""
         if self.task:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await cancel(self.task)
         if self.bot:
             await self.bot.close()
 

@@ -56,8 +56,7 @@ class Person:
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel(self._task)
         await self.client.close()
 
     async def _on_notice(self, room, event: RoomMessageNotice) -> None:
@@ -116,6 +115,15 @@ class Person:
     async def ask(self, room_id: str, body: str, **kwargs: object) -> RoomMessageNotice:
         """Say something and wait for the bot's reply to it."""
         return await self.reply(await self.say(room_id, body, **kwargs))
+
+
+async def cancel(task: asyncio.Task) -> None:
+    """Cancel ``task`` and wait for it to end. After the session loop sat idle (while other test files
+    ran), aiohttp's expired timeouts can turn a cancellation into a TimeoutError that nio's retry loop
+    swallows: cancel again until the task is really done."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
 
 
 def reply_target(event) -> str | None:
