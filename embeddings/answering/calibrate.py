@@ -22,6 +22,7 @@ import numpy as np
 from embeddings.answering.judge import ArticleWords, candidate_signals
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.answering.signals import FEATURES
+from embeddings.language import detect_language
 from embeddings.retriever import retrieve
 
 DEPTH = 5
@@ -65,7 +66,8 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
     out: list[Asked] = []
     for n, q in enumerate(questions):
         query = main.encode_query([q["question"]])[0]
-        language = q["language"]
+        # The language the bot would detect, not the set's label: training must see what serving sees.
+        language = detect_language(q["question"], library.config.answer.language_fallback)
         gold = q.get("article_id")
         runs = [("present", frozenset())]
         if gold is not None:
