@@ -201,6 +201,17 @@ async def test_fresh_store_with_the_recovery_key_restores_and_signs_the_new_devi
                                                 ignore_unverified_devices=False)
         reply = await alice.reply(question.event_id)
         assert reply.decrypted and "in Turkije verbleef" in reply.body
+        # The same in an encrypted group: the bot's unsigned device stays excluded (blacklisted), bob's get keys.
+        bob = people["bob"]
+        group = await alice.room([user_id, bob.user_id], encrypted=True, direct=False, wait_for=user_id)
+        await bob.until(lambda: group in bob.client.invited_rooms)
+        await bob.client.join(group)
+        await bob.until(lambda: group in bob.client.rooms)
+        await trust_only_cross_signed(alice, synapse, user_id)
+        asked = await alice.client.room_send(group, "m.room.message", {"msgtype": "m.text", "body": f"!ask {SEED_QUESTION_NL}"},
+                                             ignore_unverified_devices=True)
+        answer = await alice.reply(asked.event_id)
+        assert answer.decrypted and "in Turkije verbleef" in answer.body
         status = await asyncio.to_thread(status_text, restored.data_dir)
         assert f"device:        {client.device_id}" in status and "cross-signed:  yes" in status
         assert "identity keys: kept in this store" in status
