@@ -19,7 +19,8 @@ from nio import AsyncClient, ForwardedRoomKeyEvent, RoomKeyEvent
 from nio.crypto.sessions import InboundGroupSession
 
 from bot.matrix_api import MatrixAPI, MatrixAPIError
-from bot.matrix_crosssign import DEFAULT_KEY, canonical_json, load_keys, recovery_file, write_private
+from bot.matrix_crosssign import DEFAULT_KEY, canonical_json, load_keys, recovery_file
+from bot.matrix_session import write_private
 from bot.matrix_recovery import RecoveryKeyError, b64, decode_recovery_key, decrypt_secret, encrypt_secret, unb64
 from bot.matrix_session import StoredSession, store_path
 

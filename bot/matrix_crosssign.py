@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from bot.matrix_recovery import (
     new_recovery_key,
     unb64,
 )
-from bot.matrix_session import MatrixStartupError, StoredSession, store_path
+from bot.matrix_session import MatrixStartupError, StoredSession, store_path, write_private
 
 log = logging.getLogger(__name__)
 
@@ -113,22 +112,6 @@ def keys_file(data_dir: Path) -> Path:
 def recovery_file(data_dir: Path) -> Path:
     """Where the recovery key is kept, for ``bron matrix recovery-key``."""
     return store_path(data_dir) / "recovery-key.txt"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only: these files hold private keys."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_keys(data_dir: Path, keys: CrossSigningKeys, recovery_key: bytes) -> None:

@@ -74,14 +74,13 @@ def load_session(data_dir: Path) -> StoredSession | None:
         ) from exc
 
 
-def save_session(data_dir: Path, session: StoredSession) -> None:
-    """Write the login atomically, readable by the owner only (it holds the access token)."""
-    path = session_path(data_dir)
+def write_private(path: Path, text: str) -> None:
+    """Write atomically, readable by the owner only: these files hold tokens and private keys."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".session-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(session), f)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
@@ -89,6 +88,11 @@ def save_session(data_dir: Path, session: StoredSession) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_session(data_dir: Path, session: StoredSession) -> None:
+    """Write the login atomically, readable by the owner only (it holds the access token)."""
+    write_private(session_path(data_dir), json.dumps(asdict(session)))
 
 
 def check_config(config: MatrixConfig, stored: StoredSession | None) -> None:

@@ -413,16 +413,7 @@ class Library:
             log.warning("skipped %s: %s", where, why)
         if not report.changed:
             return report
-        data = ingesting.build(
-            old,
-            change,
-            self.encoders,
-            self.sentence_encoder,
-            self.config.chunking.max_chars,
-            self.config.chunking.overlap_sentences,
-            progress_callback(progress),
-        )
-        self._write(data)
+        self._write(self._build(old, change, progress))
         return report
 
     def _complete(self, progress: ProgressArg) -> None:
@@ -430,16 +421,15 @@ class Library:
         stored passages only with the encoders that have none (nothing else is re-embedded)."""
         if not self._needs_completion():
             return
-        data = ingesting.build(
-            self._snapshot,
-            ingesting.Plan([], [], [], 0, []),
-            self.encoders,
-            self.sentence_encoder,
-            self.config.chunking.max_chars,
-            self.config.chunking.overlap_sentences,
+        self._write(self._build(self._snapshot, ingesting.Plan([], [], [], 0, []), progress))
+
+    def _build(self, base: Snapshot, change: ingesting.Plan, progress: ProgressArg):
+        """The next snapshot's data: ``base`` with ``change`` applied, embedded with the wanted encoders."""
+        chunking = self.config.chunking
+        return ingesting.build(
+            base, change, self.encoders, self.sentence_encoder, chunking.max_chars, chunking.overlap_sentences,
             progress_callback(progress),
         )
-        self._write(data)
 
     def _write(self, data) -> None:
         """Write ``data`` as the next snapshot and make it live; a failed write leaves the old one."""
