@@ -9,11 +9,8 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.evaluate import questions_fingerprint
-from embeddings.answering.calibrate import collect, cross_validate, fit
+from embeddings.answering.calibrate import FALSE_ABSTAIN, collect, cross_validate, fit
 from embeddings.library import Library, progress_callback
-
-# At most this share of answerable questions may be declined (on held-out articles).
-FALSE_ABSTAIN = 0.035
 
 
 def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = None, progress: bool = False, false_abstain: float = FALSE_ABSTAIN) -> dict:

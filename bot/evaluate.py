@@ -29,7 +29,7 @@ from bot.config import Config
 from bot.core import Bron
 from bot.models import Answer, Passage
 from bot.render import visible_chars
-from embeddings.answering.calibrate import collect, fit, folds_of, normalise
+from embeddings.answering.calibrate import FALSE_ABSTAIN, collect, fit, folds_of, normalise
 from embeddings.library import Library
 
 FOLDS = 5
@@ -109,11 +109,13 @@ def evaluate(folder: Path, config: Config, work_dir: Path | None = None, cross_v
 
 
 def _fold_models(library: Library, questions: list[dict], keys: dict[int, str]) -> dict[str, object]:
-    """For each question id, a model fitted without the fold of its article."""
+    """For each question id, a model fitted without the fold of its article, with the false-abstention
+    target the configured model was fitted for."""
     asked = collect(library, questions, keys)
+    target = float(library.answerability.info.get("false_abstain_target", FALSE_ABSTAIN))
     by_question: dict[str, object] = {}
     for test_groups in folds_of(asked, FOLDS):
-        model = fit([a for a in asked if a.group not in test_groups])
+        model = fit([a for a in asked if a.group not in test_groups], target)
         for a in asked:
             if a.group in test_groups:
                 by_question[a.qid] = model

@@ -30,6 +30,8 @@ DEPTH = 5
 # newsqa-dev (cross-validated) 0.5 put the answer in a shown quote for 88% of the answerable
 # questions at a median of ~510 visible characters; 1.0 gave 87% at ~380, 0.25 gave 90% at ~620.
 EXTRA_FACTOR = 0.5
+# At most this share of answerable questions may be declined (on held-out articles), by default.
+FALSE_ABSTAIN = 0.035
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "«": '"', "»": '"'})
 
 
@@ -131,7 +133,7 @@ def best_probability(model: AnswerabilityModel, asked: Asked) -> float:
     return float(model.probabilities(asked.x).max()) if len(asked.x) else 0.0
 
 
-def fit(asked: Sequence[Asked], false_abstain: float = 0.03, l2: float = 1.0, info: dict | None = None) -> AnswerabilityModel:
+def fit(asked: Sequence[Asked], false_abstain: float = FALSE_ABSTAIN, l2: float = 1.0, info: dict | None = None) -> AnswerabilityModel:
     """The model fitted on ``asked``, with its threshold set for at most ``false_abstain``.
 
     The threshold is chosen on out-of-fold probabilities (inner folds by article), because
@@ -179,7 +181,7 @@ def reader_view(model: AnswerabilityModel, asked: Asked, top_k: int = 3) -> tupl
     return True, hit, bool(asked.y[best_row]), shown
 
 
-def cross_validate(asked: Sequence[Asked], folds: int = 5, false_abstain: float = 0.03, l2: float = 1.0) -> tuple[dict[str, float], list[tuple[Asked, AnswerabilityModel]]]:
+def cross_validate(asked: Sequence[Asked], folds: int = 5, false_abstain: float = FALSE_ABSTAIN, l2: float = 1.0) -> tuple[dict[str, float], list[tuple[Asked, AnswerabilityModel]]]:
     """Figures of models fitted without the test articles, and each question with the model that judged it."""
     judged: list[tuple[Asked, AnswerabilityModel]] = []
     for test_groups in folds_of(asked, folds):
