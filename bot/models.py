@@ -116,6 +116,10 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Article ids, for whatever follows an ingest (pushes to followers).
+    added_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)
+    removed_ids: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
