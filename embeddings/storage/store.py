@@ -43,6 +43,9 @@ MAX_SEGMENTS = 8
 MERGE_WIDTH = 4
 # A segment more than this share dead (removed or updated articles) is rewritten.
 MAX_DEAD = 0.5
+# Segments above this many passages (~200k articles) are not merged further: a merge holds its
+# segments' vectors in memory, and a few segments of this size search as fast as one.
+MAX_MERGED_PASSAGES = 1_000_000
 
 
 class StoreError(Exception):
@@ -277,8 +280,9 @@ class Store:
         segs = self.db.segments()
         live = [(p - d, n) for n, p, d in segs if p - d > 0]
         rotten = [n for n, p, d in segs if p and d / p > MAX_DEAD and p - d > 0]
-        if len(live) > MAX_SEGMENTS:
-            smallest = [n for _, n in sorted(live)[:MERGE_WIDTH]]
+        small = [(size, n) for size, n in live if size < MAX_MERGED_PASSAGES]
+        if len(live) > MAX_SEGMENTS and len(small) >= 2:
+            smallest = [n for _, n in sorted(small)[:MERGE_WIDTH]]
             return sorted(set(smallest) | set(rotten))
         return sorted(rotten)
 
@@ -436,9 +440,10 @@ def _merged(
         gather(sentence_src, lambda s: s.sentence_article).astype("int64"),
         gather(sentence_src, lambda s: s.sentence_span).astype("int32").reshape(-1, 2),
         article_ids,
-        {e: gather(chunk_src, lambda s, e=e: vectors_of(s, e)).astype("float32") for e in encoders},
-        gather(sentence_src, lambda s: s.sentence_vectors).astype("float32"),
-        np.asarray(article_vectors, dtype="float32").reshape(-1, dim),
+        # float16 as stored: a merge of large segments holds them all in memory.
+        {e: gather(chunk_src, lambda s, e=e: vectors_of(s, e)).astype("float16") for e in encoders},
+        gather(sentence_src, lambda s: s.sentence_vectors).astype("float16"),
+        np.asarray(article_vectors, dtype="float16").reshape(-1, dim),
         postings,
     )
 
