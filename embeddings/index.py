@@ -101,13 +101,15 @@ class VectorIndex:
     def load(cls, path: Path, mmap: bool = False) -> VectorIndex:
         """Read an index written by :meth:`save`.
 
-        ``mmap``: map the file instead of reading it (faiss IO_FLAG_MMAP / IO_FLAG_MMAP_IFC): opens
-        at once and pages vectors in on use, shared with the page cache. The file must then stay in
-        place while the index is used (replacing it by rename is fine; truncating it is not).
+        ``mmap``: map the file instead of reading it (faiss IO_FLAG_MMAP_IFC, zero-copy for the flat
+        codes of both kinds; IO_FLAG_MMAP would be the on-disk lists, IVF only, and cannot be combined
+        with it): opens in milliseconds whatever the size and pages vectors in on use, as page cache
+        that the kernel may drop again. The file must stay in place while the index is used
+        (replacing it by rename is fine; writing into it is not). Read-only: do not add to it.
         """
         if not mmap:
             return cls(faiss.read_index(str(path)))
-        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
+        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY))
 
     def save(self, path: Path) -> None:
         """Write the index to ``path``."""
