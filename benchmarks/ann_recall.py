@@ -211,8 +211,8 @@ def run_size(label: str, vectors: np.ndarray, queries: np.ndarray, args, out) ->
     truth = exact_topk(vectors, queries, 100)
     work = CACHE / "work"
     work.mkdir(exist_ok=True)
-    kinds = ["exact", "ivf-sq8"]
-    if n <= args.hnsw_max:
+    kinds = [k for k in ("exact", "ivf-sq8") if k in args.kinds]
+    if n <= args.hnsw_max and "hnsw" in args.kinds:
         kinds.append("hnsw")
     for kind in kinds:
         c0, w0 = time.process_time(), time.perf_counter()
@@ -284,6 +284,7 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1", help="with --embed: I/N, this process's share")
     ap.add_argument("--sizes", default="real,100000,200000,460000,1000000",
                     help="comma list: 'real' (the real vectors alone) and/or vector counts (real + synthetic)")
+    ap.add_argument("--kinds", default="exact,ivf-sq8,hnsw")
     ap.add_argument("--nprobes", default="16,32,64,128")
     ap.add_argument("--threads", default="1", help="faiss OpenMP threads to measure search with, e.g. 1,2")
     ap.add_argument("--passes", type=int, default=3)
@@ -296,6 +297,7 @@ def main() -> None:
         embed(shard=shard, shards=shards)
         return
     args.nprobes = [int(x) for x in args.nprobes.split(",")]
+    args.kinds = args.kinds.split(",")
     args.threads = [int(x) for x in args.threads.split(",")]
     real, queries = real_vectors()
     if args.nq:
