@@ -124,6 +124,24 @@ class VectorIndex:
             return cls(faiss.read_index(str(path)))
         return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY))
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Append vectors with their ids, in place (not to an index opened with ``mmap=True``).
+
+        For the approximate kind this reuses the trained lists (about nlist x dim multiply-adds per
+        vector, ~0.1 ms at 1 M), so new articles need no rebuild; rebuild in the background once the
+        index has grown well past the size it was trained at (lists_for(len) > nlist)."""
+        ids = np.ascontiguousarray(ids, dtype="int64")
+        if len(ids) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors but {len(ids)} ids")
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), ids)
+
+    @property
+    def trained_lists(self) -> int:
+        """nlist of the approximate kind (0 for exact): compare with lists_for(len(index))."""
+        ivf = self._ivf()
+        return 0 if ivf is None else int(ivf.nlist)
+
     def save(self, path: Path) -> None:
         """Write the index to ``path``."""
         faiss.write_index(self._index, str(path))

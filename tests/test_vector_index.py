@@ -112,3 +112,13 @@ def test_parameters_grow_with_size():
 def test_mismatched_ids_are_refused():
     with pytest.raises(ValueError):
         VectorIndex.build(clustered(10), np.arange(9))
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_add_appends_to_either_kind(approximate):
+    vectors = clustered(12_000)
+    index = VectorIndex.build(vectors[:10_000], np.arange(10_000) + 7, approximate=approximate)
+    index.add(vectors[10_000:], np.arange(10_000, 12_000) + 7)
+    assert len(index) == 12_000
+    assert index.search(vectors[11_111], 1)[0][0] == 11_111 + 7
+    assert index.trained_lists == (vindex.lists_for(10_000) if approximate else 0)
