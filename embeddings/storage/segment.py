@@ -8,7 +8,8 @@ folder, which the next writer deletes.
 Passage ids ``chunk_base .. chunk_base + chunks - 1`` and sentence ids likewise are the segment's
 own: ids are never reused, and rows run in article-id order so one article's rows are contiguous.
 Vectors are stored as float16 (cosines move by < 0.001) and memory-mapped: only the rows a
-question touches are read. The passage search index (``chunks.faiss``) is held in memory.
+question touches are read. The passage search index (``chunks.faiss``: exact below 100k passages,
+IVF with 8-bit codes above, see :mod:`embeddings.index`) is memory-mapped too.
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ class Segment:
         self._reading = "bm25-*.npy"
         self.postings = Postings.load(folder)
         self._reading = "chunks.faiss"
-        self.index = VectorIndex.load(folder / "chunks.faiss")
+        # Memory-mapped: opening costs no read of the vectors, and the page cache is shared
+        # between processes serving the same data dir. Segment files never change once written.
+        self.index = VectorIndex.load(folder / "chunks.faiss", mmap=True)
         self._check()
 
     def _check(self) -> None:
