@@ -35,17 +35,21 @@ def count_articles(path: Path) -> int:
 
 
 def vectors(data_dir: Path) -> dict:
-    """Vectors per kind in the data dir's live snapshot (best effort: the store's layout may change)."""
-    try:
-        from embeddings.store import read_snapshot
+    """Vectors per kind stored in the data dir's segments."""
+    from embeddings.storage.store import Store
 
-        data = read_snapshot(data_dir, (data_dir / "CURRENT").read_text().strip())
-        out = {f"passages[{name}]": int(len(v)) for name, v in data.chunk_vectors.items()}
-        out["sentences"] = int(len(data.sentence_vectors))
-        out["articles"] = int(len(data.article_vectors))
+    store = Store(data_dir)
+    try:
+        view = store.view()
+        out: dict[str, int] = {}
+        for seg in view.segments:
+            for name, v in seg.chunk_vectors.items():
+                out[f"passages[{name}]"] = out.get(f"passages[{name}]", 0) + len(v)
+            out["sentences"] = out.get("sentences", 0) + len(seg.sentence_vectors)
+            out["articles"] = out.get("articles", 0) + len(seg.article_vectors)
         return out
-    except Exception as exc:  # pragma: no cover - only a report
-        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        store.db.close()
 
 
 def one_run(articles: Path, work: Path, i: int) -> dict:
