@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "button_more": {"nl": "Meer bronnen", "en": "More sources"},
     "no_link": {"nl": "geen link", "en": "no link"},
     "no_date": {"nl": "datum onbekend", "en": "date unknown"},
+    "first_seen": {"nl": "datum onbekend, in Bron sinds {day}", "en": "date unknown, in Bron since {day}"},
     "summary_of": {"nl": "Samenvatting van", "en": "Summary of"},
     "sources_title": {"nl": "Bronnen van het laatste antwoord:", "en": "Sources of the last answer:"},
     "articles_title": {

@@ -223,7 +223,7 @@ class Library:
 
     @staticmethod
     def _info_of(a: ArticleRow, chunks: int) -> ArticleInfo:
-        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, chunks)
+        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, chunks, a.first_seen[:10] or None)
 
     def article(self, article_id: int) -> ArticleInfo | None:
         """Citation data of one article, or None if it is not indexed."""
@@ -248,7 +248,7 @@ class Library:
         """One page of articles, by id or newest first, optionally limited to a period, outlets or title words."""
         self.refresh()
         rows = self.store.db.page(offset, limit, newest_first, since, until, list(outlets), list(title_words))
-        return [ArticleInfo(i, t, o, d, u, lang, n) for i, t, o, d, u, lang, n, _ in rows]
+        return [ArticleInfo(i, t, o, d, u, lang, n, (seen or "")[:10] or None) for i, t, o, d, u, lang, n, seen in rows]
 
     def count(self) -> int:
         """Number of indexed articles."""
