@@ -15,7 +15,7 @@ from embeddings.language import detect_language
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start")
+COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start", "follow", "following", "unfollow", "briefing")
 
 
 def parse_command(line: str, prefix: str) -> tuple[str | None, str]:

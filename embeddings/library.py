@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -300,11 +300,13 @@ class Library:
     def answerability(self, model: AnswerabilityModel) -> None:
         self._model = model
 
-    def rank(self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = ()) -> list[Passage]:
+    def rank(self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = (),
+             within: Collection[int] | None = None) -> list[Passage]:
         """The ``top_k`` best quotes in retrieval order, each with its most answering sentence marked
         and the probability that this sentence answers the question (``Passage.confidence``).
 
-        Articles in ``exclude`` are left out of the search.
+        Articles in ``exclude`` are left out of the search; with ``within``, only those articles'
+        passages are scored.
         """
         snap = self.snapshot
         if not snap.data.chunks:
@@ -315,7 +317,8 @@ class Library:
         settings = self.settings()
         if top_k is not None:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
-        hits = retrieve(snap, question, language, vectors, main.name, settings, frozenset(exclude))
+        hits = retrieve(snap, question, language, vectors, main.name, settings, frozenset(exclude),
+                        None if within is None else frozenset(within))
         judged = judge(snap, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
         passages = []
         for j in judged:
@@ -414,6 +417,8 @@ class Library:
         if not report.changed:
             return report
         self._write(self._build(old, change, progress))
+        report.added_ids = sorted(set(self._snapshot.articles) - set(old.articles))
+        report.updated_ids = [article_id for article_id, _ in change.update]
         return report
 
     def _complete(self, progress: ProgressArg) -> None:

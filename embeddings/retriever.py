@@ -62,8 +62,19 @@ class Hit:
     last: int
 
 
-def _candidates(snapshot: Snapshot, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int]) -> tuple[dict[int, float], dict[int, float]]:
-    """Dense cosines of the top-n passages and BM25 scores of the top-n keyword matches."""
+def _candidates(snapshot: Snapshot, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int], within: frozenset[int] | None = None) -> tuple[dict[int, float], dict[int, float]]:
+    """Dense cosines of the top-n passages and BM25 scores of the top-n keyword matches.
+
+    With ``within``, every passage of those articles is a candidate (scored directly, not filtered
+    out of a global top-n)."""
+    if within is not None:
+        ids = [c.id for c in snapshot.data.chunks if c.article_id in within and c.article_id not in exclude]
+        if not ids:
+            return {}, {}
+        cos = snapshot.data.chunk_vectors[main][ids] @ query
+        wanted = set(ids)
+        lexical = {c: v for c, v in snapshot.lexical.search(question, len(snapshot.lexical)) if c in wanted} if use_lexical else {}
+        return dict(zip(ids, (float(v) for v in cos))), lexical
     # Asking for more when articles are left out keeps n candidates from the rest.
     extra = sum(snapshot.chunk_counts.get(a, 0) for a in exclude)
     dense = dict(snapshot.dense[main].search(query, n + extra))
@@ -90,18 +101,20 @@ def retrieve(
     main: str,
     settings: Settings,
     exclude: frozenset[int] = frozenset(),
+    within: frozenset[int] | None = None,
 ) -> list[Hit]:
     """The best non-overlapping passages for ``question``, best first.
 
     ``main`` names the multilingual encoder whose vectors the chunk, sentence and article
     indexes hold; other encoders in ``query_vectors`` add ``weight_dense`` times their cosine.
-    Articles in ``exclude`` are left out (evaluation asks questions with their article removed).
+    Articles in ``exclude`` are left out (evaluation asks questions with their article removed);
+    with ``within``, only passages of those articles are scored (topic alerts on new articles).
     """
     if not snapshot.data.chunks:
         return []
     query = query_vectors[main]
     use_lexical = settings.weight_lexical > 0 and language in settings.lexical_languages
-    dense, lexical = _candidates(snapshot, main, query, question, use_lexical, settings.candidates, exclude)
+    dense, lexical = _candidates(snapshot, main, query, question, use_lexical, settings.candidates, exclude, within)
     ids = sorted(set(dense) | set(lexical))
     if not ids:
         return []

@@ -103,4 +103,5 @@ async def start_bot(api: BotApiStandIn, tg_bron: Bron, tmp_path: Path) -> AsyncI
     for app in running:
         await app.updater.stop()  # type: ignore[union-attr]
         await app.stop()
+        await app.post_stop(app)  # type: ignore[misc]
         await app.shutdown()
