@@ -77,4 +77,7 @@ class ChatSession:
             if not arg:
                 return [t("add_usage", lang, p=self.prefix)]
             return [render_added(self.bron.add_url(arg), lang, fmt)]
+        if command in ("follow", "following", "unfollow", "briefing"):
+            # Alerts and briefings need a chat to arrive in; the terminal has none.
+            return [t("follow_terminal", lang)]
         return [t("help", lang, p=self.prefix)]

@@ -160,6 +160,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Briefing of {when}: no new articles since the previous briefing.",
     },
     "briefing_also": {"nl": "Ook bij: {outlets}", "en": "Also in: {outlets}"},
+    "follow_terminal": {
+        "nl": "Onderwerpen volgen en de dagelijkse briefing werken in Telegram en Matrix (/follow, !follow): daar komen de berichten aan.",
+        "en": "Following topics and the daily briefing work in Telegram and Matrix (/follow, !follow): that is where the messages arrive.",
+    },
     "cmd_follow": {"nl": "Volg een onderwerp", "en": "Follow a topic"},
     "cmd_following": {"nl": "Onderwerpen die je volgt", "en": "Topics you follow"},
     "cmd_unfollow": {"nl": "Stop met volgen", "en": "Stop following"},

@@ -259,8 +259,13 @@ class Follow:
         if self._index is None:
             self._index = StoryIndex()
         index = self._index
-        for row in db.execute("SELECT id, story, shingles, lead FROM articles ORDER BY id"):
-            if row["id"] not in index:
+        missing = [i for (i,) in db.execute("SELECT id FROM articles ORDER BY id") if i not in index]
+        for start in range(0, len(missing), 500):
+            part = missing[start : start + 500]
+            rows = db.execute(
+                f"SELECT id, story, shingles, lead FROM articles WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part
+            )
+            for row in rows:
                 index.add(Known(row["id"], row["story"], array("I", row["shingles"]), row["lead"]))
         return index
 
@@ -352,12 +357,14 @@ class Follow:
         with self.store.read() as db:
             rows = db.execute("SELECT chat, at, tz, ui, created, last FROM briefings").fetchall()
         made = 0
+        composed: dict[tuple[float, float, str], Briefing] = {}  # chats with the same time share one
         for row in rows:
             due = latest_occurrence(row["at"], row["tz"], now)
             if due <= max(row["last"] or 0.0, row["created"]):
                 continue
             since = row["last"] if row["last"] else due - DAY
-            briefing = self.compose(since, due, row["tz"])
+            key = (since, due, row["tz"])
+            briefing = composed[key] = composed.get(key) or self.compose(since, due, row["tz"])
             with self.store.write() as db:
                 current = db.execute("SELECT last FROM briefings WHERE chat = ?", (row["chat"],)).fetchone()
                 if current is None or (current["last"] or 0.0) >= due:
