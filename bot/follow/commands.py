@@ -24,11 +24,11 @@ def run_command(follow: Follow, chat: str, command: str, arg: str, ui: str, pref
         # the chat's language (an English user's "SpaceX astronauts" is English).
         sub = follow.follow(chat, topic, detect_language(topic, ui or fallback), ui, prefix)
         return ("follow_added", {"topic": sub.topic})
-    if command == "unfollow":
+    if command == "unfollow" and arg:
         sub = follow.unfollow(chat, arg, prefix)
         return ("follow_removed", {"topic": sub.topic})
-    if command == "following":
-        return follow.following(chat)
+    if command == "following" or (command == "unfollow" and not arg):
+        return follow.following(chat)  # /unfollow alone: the numbers to choose from
     parts = arg.split()
     if parts and parts[0].lower() in OFF:
         return ("briefing_stopped" if follow.briefing_off(chat) else "briefing_not_set", {})

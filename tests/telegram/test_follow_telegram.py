@@ -145,6 +145,7 @@ async def test_unfollow_stops_pushes(api: BotApiStandIn, start_bot: StartBot, fo
     await command(api, ANNA, "/follow stikstof")
     assert (await command(api, ANNA, "/unfollow 1")) == "Je volgt niet meer: wolf"
     assert "Er is geen onderwerp 7" in await command(api, ANNA, "/unfollow 7")
+    assert (await command(api, ANNA, "/unfollow")).startswith("Je volgt:\n1. stikstof\nStoppen: /unfollow NUMMER")
     listed = await command(api, ANNA, "/following")
     assert "1. stikstof" in listed and "wolf" not in listed
     await asyncio.to_thread(bron.ingest, [write_articles(tmp_path / "in", "wolf")])
