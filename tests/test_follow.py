@@ -174,3 +174,25 @@ def test_kill_9_during_and_after_matching_loses_and_duplicates_nothing(make_bron
     assert bron.follow.scan().pushes == 0, "recorded once, not again"
     assert sorted(o.payload.article.title for o in bron.follow.claim("telegram")) == [
         "Storm raast over Zeeland", "Wolf bijt schapen dood op de Veluwe"]
+
+
+def test_alerts_and_briefings_fit_a_telegram_message_and_escape_everything() -> None:
+    from bot.follow.models import Briefing, BriefingItem, Push
+    from bot.models import ArticleInfo
+    from bot.render import length
+    from standin import parse_html
+
+    nasty = ArticleInfo(3, "<script>alert(1)</script> & " + "😀" * 300, "Dagblad <Noord> & co", "2024-12-03",
+                        "https://example.org/a?x=1&y=<2>", "nl")
+    other = ArticleInfo(4, "Kopie", "Krant \"Zuid\"", None, "javascript:alert(1)", "nl")
+    push = Push("<b>stikstof</b> & " + "😀" * 200, "😀 " * 1500 + "<i>einde</i>", nasty, 0.9)
+    html_push = render_push(push, "nl", "html")
+    assert length(html_push) <= 4096 and "<script>" not in html_push
+    parse_html(html_push)  # raises where Telegram would refuse the markup
+    items = [BriefingItem("Zin <b>" + "😀" * 900, nasty, [other] * 3) for _ in range(5)]
+    parts = render_briefing(Briefing(0.0, 1733300000.0, "Europe/Amsterdam", items), "nl", "html")
+    for part in parts:
+        assert length(part) <= 4096
+        text = parse_html(part)
+    assert "javascript:" not in "".join(parts) and "Ook bij: Krant &quot;Zuid&quot;" in "".join(parts)
+    assert text
