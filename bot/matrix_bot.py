@@ -399,7 +399,9 @@ class MatrixBot:
             content = {"msgtype": "m.notice", "body": text_body, "format": HTML_FORMAT, "formatted_body": html_body}
             event_id = await self.send(room, content, tx_id=f"{item.key}-{i}")
             if event_id is None:
+                self.metrics.follow_messages.labels("matrix", item.kind, "failed").inc()
                 raise SendError("the homeserver did not take it", retry=True)
+        self.metrics.follow_messages.labels("matrix", item.kind, "sent").inc()
         return event_id
 
     async def send(self, room: MatrixRoom, content: dict, tx_id: str | None = None) -> str | None:

@@ -260,18 +260,20 @@ class TelegramBot:
             messages = render_briefing(item.payload, lang, "html", TELEGRAM_LIMIT)
             keyboard = ui.summary_keyboard([i.article for i in item.payload.items], lang)
         ref = None
+        counted = self.metrics.follow_messages
         for i, text in enumerate(messages):
             last = i == len(messages) - 1
             try:
                 message = await send_with_retry(bot, int(item.address), text, None, keyboard if last else None, self.metrics)
-            except Forbidden as err:  # blocked by the user, removed from the group
-                raise SendError(str(err), retry=False, gone=True) from None
-            except BadRequest as err:
-                gone = "chat not found" in str(err).lower()
-                raise SendError(str(err), retry=False, gone=gone) from None
-            except TelegramError as err:  # network trouble after the retries: try again later
-                raise SendError(str(err), retry=True) from None
+            except TelegramError as err:
+                counted.labels("telegram", item.kind, "failed").inc()
+                if isinstance(err, Forbidden):  # blocked by the user, removed from the group
+                    raise SendError(str(err), retry=False, gone=True) from None
+                if isinstance(err, BadRequest):
+                    raise SendError(str(err), retry=False, gone="chat not found" in str(err).lower()) from None
+                raise SendError(str(err), retry=True) from None  # network trouble after the retries: later
             ref = str(message.message_id) if message is not None else ref
+        counted.labels("telegram", item.kind, "sent").inc()
         return ref
 
     # -- adding articles ---------------------------------------------------------------------------

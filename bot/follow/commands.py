@@ -20,9 +20,10 @@ def run_command(follow: Follow, chat: str, command: str, arg: str, ui: str, pref
     arg = " ".join((arg or "").split())
     if command == "follow":
         topic = normalise_topic(arg)
-        # A topic is a few words, seldom a function word among them: without a clue it is taken to be in
-        # the chat's language (an English user's "SpaceX astronauts" is English).
-        sub = follow.follow(chat, topic, detect_language(topic, ui or fallback), ui, prefix)
+        # A topic is a few words, seldom with a function word to tell its language; without one it is
+        # read in answer.language_fallback (the articles' usual language), not the chat's: an English
+        # user's "storm" read as English matched Dutch articles about farmers and wolves.
+        sub = follow.follow(chat, topic, detect_language(topic, fallback), ui, prefix)
         return ("follow_added", {"topic": sub.topic})
     if command == "unfollow" and arg:
         sub = follow.unfollow(chat, arg, prefix)

@@ -14,6 +14,7 @@ from telegram.ext import Application
 
 from bot.core import Bron
 from bot.follow import Follow
+from bot.ops import Ops
 from follow_support import SITE_IDS, Clock, as_site_article, write_articles
 from standin import ANNA, BOB, BotApiStandIn
 from web.newsite import NewsSite, Site
@@ -83,7 +84,8 @@ async def test_feed_item_answering_a_followed_topic_is_pushed_once(
     api: BotApiStandIn, start_bot: StartBot, follow_bron, site: Site, tmp_path: Path
 ) -> None:
     bron = await asyncio.to_thread(follow_bron)
-    app = await start_bot(bron)
+    ops = Ops()
+    app = await start_bot(bron, ops=ops)
     assert (await command(api, ANNA, "/follow stikstof boeren")).startswith("Je volgt nu: stikstof boeren")
     assert "1. stikstof boeren" in await command(api, ANNA, "/following")
     await command(api, BOB, "/follow storm")  # another chat, another topic
@@ -110,6 +112,8 @@ async def test_feed_item_answering_a_followed_topic_is_pushed_once(
     assert len(pushes(api, ANNA["id"])) == 1 and len(pushes(api, BOB["id"])) == 1
     await marked_sent(bron, 2)
     assert bron.follow.counts() == {"sent": 2}
+    counted = ops.metrics.registry.get_sample_value
+    assert counted("bron_follow_messages_total", {"platform": "telegram", "kind": "push", "outcome": "sent"}) == 2
 
     # The button under the push gives the article's summary.
     before = len(api.sent_to(ANNA["id"]))
