@@ -76,8 +76,15 @@ async def marked_sent(bron: Bron, count: int) -> None:
 
 
 async def settle(app: Application) -> None:
-    """One more round of the alert runner: whatever it would send has been sent when this returns."""
-    await app.bot_data["follow_runner"].round()
+    """One more round of the alert runner: whatever it would send has been sent when this returns (also
+    what the runner's own periodic round, running beside it, took)."""
+    runner = app.bot_data["follow_runner"]
+    await runner.round()
+    for _ in range(1000):
+        if not runner.follow.counts().get("sending"):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"outbox: {runner.follow.counts()}")
 
 
 async def test_feed_item_answering_a_followed_topic_is_pushed_once(
