@@ -104,7 +104,7 @@ def build_bron(folder: Path, articles: list[dict], tmp: Path) -> tuple[Ranker, f
     start = time.perf_counter()
     lib.ingest([folder / "articles.jsonl"])
     ingest_s = time.perf_counter() - start
-    keys = {a.id: lib.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in lib.articles()}
+    keys = {i: k.rsplit("#", 1)[-1] for i, k in lib.keys().items()}
 
     def rank(question: str, language: str) -> list[tuple[str, str]]:
         passages = lib.rank(question, language, K)

@@ -71,7 +71,7 @@ def main() -> int:
               "  [fetch and extraction summed over worker threads]")
         for where, why in run.report.skipped:
             print(f"  skipped {where}: {why}")
-        web_keys = {a.id: a.key.rsplit("/", 1)[-1].removesuffix(".html") for a in web_lib.snapshot.articles.values()}
+        web_keys = {i: k.rsplit("/", 1)[-1].removesuffix(".html") for i, k in web_lib.keys().items()}
         web_result = score(web_lib, config, questions, web_keys)
         mismatched = _text_differences(web_lib, site)
 
@@ -79,7 +79,7 @@ def main() -> int:
         start = time.perf_counter()
         jsonl_lib.ingest([NEWSQA / "articles.jsonl"])
         jsonl_s = time.perf_counter() - start
-        jsonl_keys = {a.id: jsonl_lib.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in jsonl_lib.articles()}
+        jsonl_keys = {i: k.rsplit("#", 1)[-1] for i, k in jsonl_lib.keys().items()}
         jsonl_result = score(jsonl_lib, config, questions, jsonl_keys)
 
     print(f"jsonl ingest: {len(jsonl_keys)} articles in {jsonl_s:.1f} s = {len(jsonl_keys) / jsonl_s:.2f} articles/s")
@@ -93,7 +93,7 @@ def main() -> int:
 def _text_differences(library: Library, site) -> list[str]:
     """newsqa ids whose extracted text differs from the source text (whitespace ignored)."""
     out = []
-    for a in library.snapshot.articles.values():
+    for a in (library.article_row(i) for i in library.keys()):
         ident = a.key.rsplit("/", 1)[-1].removesuffix(".html")
         if ident in site.articles and " ".join(a.text.split()) != " ".join(site.articles[ident]["text"].split()):
             out.append(ident)

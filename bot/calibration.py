@@ -23,7 +23,7 @@ def calibrate(folder: Path, config: Config, out: Path, work_dir: Path | None = N
     with tempfile.TemporaryDirectory(prefix="bron-calibrate-") as tmp:
         library = Library.open(Path(work_dir or tmp) / "calibrate-index", config, progress=progress)
         library.ingest([folder / "articles.jsonl"], progress=progress)
-        keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
+        keys = {i: k.rsplit("#", 1)[-1] for i, k in library.keys().items()}
         asked = collect(library, questions, keys, progress_callback(progress, "Asking", "question"))
     figures, _ = cross_validate(asked, false_abstain=false_abstain)
     info = {

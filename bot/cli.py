@@ -233,7 +233,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         ops.readiness.waiting("loading the models and the index")
         bron = open_bron(args, config)
         warm_up(bron)
-        ops.metrics.watch_index(lambda: bron.library.snapshot, bron.library.data_dir)
+        ops.metrics.watch_index(lambda: bron.library.view, bron.library.data_dir)
         run(config, bron, data_dir, ops)
     finally:
         if server:

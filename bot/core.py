@@ -91,17 +91,15 @@ class Bron:
         if len(question) > limit:
             raise QuestionTooLong(limit=limit)
         language = detect_language(question, self.config.answer.language_fallback)
-        everything = self.library.articles()
-        scope = read_scope(question, self.today(), {a.outlet for a in everything if a.outlet})
+        scope = read_scope(question, self.today(), set(self.library.outlets()))
         if since or until or outlets:
             scope = Scope(since or dt.date.min, until or dt.date.max, NEWS, tuple(outlets) or scope.outlets, scope.latest, scope.question)
-        admitted, scope = _admitted(everything, scope)
+        admitted, scope = _admitted(self.library, scope)
         limits = {"since": _day(scope.since, dt.date.min), "until": _day(scope.until, dt.date.max), "outlets": scope.outlets}
         if admitted is not None and not admitted:
             answer = Answer(question, language, scope_empty=True, **limits)
         else:
-            left_out = set(exclude) | ({a.id for a in everything} - admitted if admitted is not None else set())
-            ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), left_out)
+            ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), set(exclude), admitted)
             answer = decide(scope.question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
             if admitted is not None and not asks_something(scope.question):
                 # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
@@ -145,11 +143,11 @@ class Bron:
 
     def articles(self, page: int = 1, per_page: int = 10) -> ArticlePage:
         """One page of the indexed articles, newest id last; ``page`` is clamped to the valid range."""
-        everything = self.library.articles()
-        pages = max(1, math.ceil(len(everything) / per_page))
+        total = self.library.count()
+        pages = max(1, math.ceil(total / per_page))
         page = min(max(page, 1), pages)
-        chunk = everything[(page - 1) * per_page : page * per_page]
-        return ArticlePage(articles=chunk, page=page, pages=pages, total=len(everything))
+        chunk = self.library.page((page - 1) * per_page, per_page)
+        return ArticlePage(articles=chunk, page=page, pages=pages, total=total)
 
     # -- corpus management --------------------------------------------------------------------
 
@@ -253,7 +251,7 @@ class Bron:
         words = ref.lower().split()
         if not words:
             raise UnknownArticle(ref=ref)
-        matches = [a for a in self.library.articles() if all(w in a.title.lower() for w in words)]
+        matches = self.library.page(0, 1, title_words=words)
         if not matches:
             raise UnknownArticle(ref=ref)
         return matches[0]
@@ -261,7 +259,7 @@ class Bron:
     def _last_article(self, conversation: str) -> ArticleInfo:
         ids = self._recall(conversation)
         if not ids:
-            if not self.library.articles():
+            if self.library.is_empty():
                 raise EmptyCorpus()
             raise NoPreviousAnswer()
         article = self.library.article(ids[0])
@@ -284,7 +282,7 @@ class CoreFeeds:
         return getattr(self._bron.web, name)
 
 
-def _admitted(articles: Sequence[ArticleInfo], scope: Scope) -> tuple[set[int] | None, Scope]:
+def _admitted(library, scope: Scope) -> tuple[set[int] | None, Scope]:
     """Ids of the articles in ``scope`` (None: no limit), and the scope as applied.
 
     A period named by an event-or-news phrase ("on Monday") is dropped when no dated article falls
@@ -293,12 +291,13 @@ def _admitted(articles: Sequence[ArticleInfo], scope: Scope) -> tuple[set[int] |
     limited = bool(scope.outlets) or (scope.since is not None and scope.until is not None)
     if not limited:
         return None, scope
-    admitted = {a.id for a in articles if scope.admits(a.date, a.outlet)}
+    articles = library.dated()
+    admitted = {i for i, date, outlet in articles if scope.admits(date, outlet)}
     if scope.strength == SOFT and scope.since is not None:
         in_period = Scope(scope.since, scope.until, scope.strength)
-        if not any(in_period.admits(a.date, None) for a in articles):
+        if not any(in_period.admits(date, None) for _, date, _ in articles):
             scope = scope.without_period()
-            return _admitted(articles, scope)
+            return _admitted(library, scope)
     return admitted, scope
 
 

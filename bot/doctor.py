@@ -83,29 +83,39 @@ def _hub_model(model: str) -> Finding:
 
 
 def check_index(config: Config, data_dir: Path) -> Finding:
-    """The live index snapshot can be read; an empty one is fine if the corpus to build it exists."""
-    from embeddings.store import current_name, read_snapshot
+    """The library database and its segments can be read; an empty one is fine if the corpus to build it exists."""
+    from embeddings.storage.migrate import legacy_layout
+    from embeddings.storage.store import Store, StoreError
 
     if not data_dir.is_dir():
         return Finding("index", False, "no data dir", "fix the data dir first")
+    if legacy_layout(data_dir):
+        return Finding("index", True, "old snapshot layout: converted to segments on the next start (no re-embedding)", warning=True)
+    store = Store(data_dir)
     try:
-        name = current_name(data_dir)
-    except (OSError, UnicodeDecodeError) as err:
-        return Finding("index", False, f"cannot read {data_dir / 'CURRENT'} ({err})",
-                       "restore the data dir from a backup, or re-ingest: bron ingest FOLDER")
-    if not name:
+        if not Store.exists(data_dir):
+            raise LookupError
+        store.check()
+        view = store.view()
+        if not view.article_count:
+            raise LookupError
+    except LookupError:
         corpus = [config.resolve(p) for p in config.corpus.paths]
         existing = [p for p in corpus if p.exists()]
         if not existing:
             return Finding("index", False, "empty, and no corpus.paths folder exists to build it from",
                            "add articles with `bron ingest FOLDER_OR_URL`, or fix corpus.paths in config.yaml")
         return Finding("index", True, f"empty: built from {', '.join(map(str, existing))} on first start", warning=True)
-    try:
-        snapshot = read_snapshot(data_dir, name)
-    except Exception as err:  # noqa: BLE001 - any damage is reported with the fix
-        return Finding("index", False, f"snapshot {name} is damaged ({type(err).__name__}: {err})",
+    except StoreError as err:
+        return Finding("index", False, f"the library database is damaged ({err})",
                        "restore the data dir from a backup, or move it away and re-ingest the articles")
-    return Finding("index", True, f"snapshot {name}: {len(snapshot.articles)} articles, {len(snapshot.chunks)} passages")
+    finally:
+        store.db.close()
+    if store.broken:
+        damaged = "; ".join(store.broken.values())
+        return Finding("index", False, f"damaged segment(s): {damaged[:300]}",
+                       "start Bron once with write access: it re-embeds those articles from their stored texts")
+    return Finding("index", True, f"{view.article_count} articles, {view.chunk_count} passages in {len(view.segments)} segment(s)")
 
 
 def check_telegram(config: Config) -> Finding:

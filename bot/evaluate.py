@@ -98,7 +98,7 @@ def evaluate(folder: Path, config: Config, work_dir: Path | None = None, cross_v
         start = time.perf_counter()
         library.ingest([folder / "articles.jsonl"])
         ingest_s = time.perf_counter() - start
-        keys = {a.id: library.snapshot.articles[a.id].key.rsplit("#", 1)[-1] for a in library.articles()}
+        keys = {i: k.rsplit("#", 1)[-1] for i, k in library.keys().items()}
         if cross_validate is None:
             cross_validate = library.answerability.info.get("questions") == questions_fingerprint(folder)
         models = _fold_models(library, questions, keys) if cross_validate else None

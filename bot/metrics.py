@@ -69,9 +69,9 @@ class Metrics:
         self.in_flight = Gauge("bron_in_flight", "Messages being handled right now.", registry=r)
         self.ready = Gauge("bron_ready", "1 when models and index are loaded and the platform was reached.", registry=r)
 
-    def watch_index(self, snapshot: Callable[[], object], data_dir: Path) -> None:
-        """Report the index size (articles, passages, bytes) from ``snapshot()`` at every scrape."""
-        self.registry.register(_IndexCollector(snapshot, data_dir))
+    def watch_index(self, view: Callable[[], object], data_dir: Path) -> None:
+        """Report the index size (articles, passages, bytes) from ``view()`` at every scrape."""
+        self.registry.register(_IndexCollector(view, data_dir))
 
     def question(self, platform: str, language: str, outcome: str, seconds: float, chars: int = 0) -> None:
         """Count one question and how long its reply took."""
@@ -155,23 +155,23 @@ def skip_reason(why: str) -> str:
 
 
 class _IndexCollector(Collector):
-    """Index size read from the live snapshot when Prometheus scrapes, so it is never stale."""
+    """Index size read when Prometheus scrapes, so it is never stale."""
 
-    def __init__(self, snapshot: Callable[[], object], data_dir: Path) -> None:
-        self.snapshot, self.data_dir = snapshot, data_dir
+    def __init__(self, library: Callable[[], object], data_dir: Path) -> None:
+        self.library, self.data_dir = library, data_dir
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        snap = self.snapshot()
+        view = self.library()
         articles = GaugeMetricFamily("bron_index_articles", "Articles in the live index.")
         passages = GaugeMetricFamily("bron_index_passages", "Passages in the live index.")
-        size = GaugeMetricFamily("bron_index_bytes", "Bytes on disk of the live index snapshot.")
-        articles.add_metric([], len(snap.articles))
-        passages.add_metric([], len(snap.data.chunks))
-        size.add_metric([], _folder_bytes(self.data_dir / snap.name) if snap.name else 0)
+        size = GaugeMetricFamily("bron_index_bytes", "Bytes on disk of the index (database and segments).")
+        articles.add_metric([], view.article_count)
+        passages.add_metric([], view.chunk_count)
+        size.add_metric([], _folder_bytes(self.data_dir))
         yield from (articles, passages, size)
 
     def describe(self) -> list:
-        # Nothing to check at registration; describing would call snapshot() before the index loads.
+        # Nothing to check at registration; describing would read the index before it loads.
         return []
 
 

@@ -116,9 +116,10 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    # Ids of the articles this ingest added and updated (topic alerts match them).
+    # Article ids, for whatever follows an ingest (pushes to followers).
     added_ids: list[int] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)
+    removed_ids: list[int] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -130,7 +131,6 @@ class IngestReport:
         return IngestReport(
             self.added + other.added, self.updated + other.updated, self.removed + other.removed,
             self.unchanged + other.unchanged, self.skipped + other.skipped,
-            self.added_ids + other.added_ids, self.updated_ids + other.updated_ids,
         )
 
 

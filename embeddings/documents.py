@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 # A title is a line of a citation: the newsqa-dev titles are under 140 characters.
 MAX_TITLE_CHARS = 300
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_WORDS = re.compile(r"\w+")
+
 
 
 def clip_title(title: str) -> str:
@@ -56,3 +58,9 @@ class Document:
             h.update(part.encode("utf-8"))
             h.update(b"\0")
         return h.hexdigest()
+
+
+def text_fingerprint(text: str) -> str:
+    """Hash of an article's words, blind to whitespace, punctuation and case (finds the same text
+    reached under another address)."""
+    return hashlib.sha256(" ".join(_WORDS.findall(text.lower())).encode("utf-8")).hexdigest()

@@ -1,4 +1,4 @@
-"""Turn a snapshot plus changed documents into the next snapshot, embedding only what is new."""
+"""What an ingest changes: which documents are new, changed or gone, and their split and vectors."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 from embeddings.chunking import chunk_text, paragraphs, sentences as sentence_spans
 from embeddings.documents import Document
 from embeddings.loaders import LoadError, display_path, find_files, load_file
-from embeddings.snapshot import Snapshot
-from embeddings.store import ArticleRow, ChunkRow, SentenceRow, SnapshotData
+from embeddings.lexical import tokenize
+from embeddings.storage.store import Fresh
 
 Progress = Callable[[int, int], None]
 ARTICLE_LEAD_CHARS = 1000
@@ -61,25 +61,28 @@ def _under(origin: str, root: Path) -> bool:
     return origin_path == root or root in origin_path.parents
 
 
-def plan(snapshot: Snapshot, docs: list[Document], scanned: list[Path], skipped: list[tuple[str, str]]) -> Plan:
-    """Compare documents with the snapshot: new keys are added, changed hashes updated, and
-    articles whose file vanished from a scanned folder (or a file named that no longer exists) removed."""
-    by_key = {a.key: a for a in snapshot.articles.values()}
+def plan(library_db, docs: list[Document], scanned: list[Path], skipped: list[tuple[str, str]]) -> Plan:
+    """Compare documents with the stored articles: new keys are added, changed hashes updated, and
+    articles whose file vanished from a scanned folder (or a file named that no longer exists) removed.
+
+    ``library_db`` is the library's :class:`~embeddings.storage.database.Database`; only the
+    documents' keys and the scanned folders are looked up, never the whole library.
+    """
     seen: dict[str, Document] = {}
     for doc in docs:
         seen[doc.key] = doc  # a later copy of the same key wins
-    add = [d for k, d in seen.items() if k not in by_key]
-    update = [(by_key[k].id, d) for k, d in seen.items() if k in by_key and by_key[k].hash != d.content_hash]
-    unchanged = sum(1 for k, d in seen.items() if k in by_key and by_key[k].hash == d.content_hash)
+    stored = library_db.by_keys(list(seen))
+    add = [d for k, d in seen.items() if k not in stored]
+    update = [(stored[k][0], d) for k, d in seen.items() if k in stored and stored[k][1] != d.content_hash]
+    unchanged = sum(1 for k, d in seen.items() if k in stored and stored[k][1] == d.content_hash)
     failed = {where for where, _ in skipped if Path(where).exists()}
-    remove = [
-        a.id
-        for a in snapshot.articles.values()
-        if a.key not in seen
-        and a.origin not in failed  # an unreadable file keeps its last good version
-        and any(_under(a.origin, root) for root in scanned)
-    ]
-    return Plan(add, update, remove, unchanged, skipped)
+    remove: dict[int, None] = {}
+    for root in scanned:
+        for article_id, key, origin in library_db.under(str(root)):
+            # An unreadable file keeps its last good version.
+            if key not in seen and origin not in failed and _under(origin, root):
+                remove[article_id] = None
+    return Plan(add, update, list(remove), unchanged, skipped)
 
 
 def _split(doc: Document, max_chars: int, overlap: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int, int]]]:
@@ -94,73 +97,24 @@ def _split(doc: Document, max_chars: int, overlap: int) -> tuple[list[tuple[int,
     return sents, chunks
 
 
-def build(
-    snapshot: Snapshot,
-    change: Plan,
+def prepare(
+    items: Sequence[tuple[int | None, Document]],
     encoders: Sequence[Encoder],
     sentence_encoder: Encoder,
     max_chars: int,
     overlap: int,
     progress: Progress | None = None,
-) -> SnapshotData:
-    """The next snapshot: unchanged articles keep their vectors; new and updated ones are embedded."""
-    data = snapshot.data
-    dropped = set(change.remove) | {aid for aid, _ in change.update}
-    next_id = max([a.id for a in data.articles] + [int(data.manifest.get("last_article_id", 0))], default=0)
-    fresh: list[tuple[int, Document]] = list(change.update)
-    for doc in change.add:
-        next_id += 1
-        fresh.append((next_id, doc))
-
-    articles: list[ArticleRow] = []
-    chunks: list[ChunkRow] = []
-    sents: list[SentenceRow] = []
-    keep_chunk_rows: list[int] = []
-    keep_sentence_rows: list[int] = []
-    keep_article_rows: list[int] = []
-    for row, a in enumerate(data.articles):
-        if a.id in dropped:
-            continue
-        articles.append(a)
-        keep_article_rows.append(row)
-    kept_ids = {a.id for a in articles}
-    sentence_map: dict[int, int] = {}
-    for s in data.sentences:
-        if s.article_id in kept_ids:
-            sentence_map[s.id] = len(sents)
-            keep_sentence_rows.append(s.id)
-            sents.append(SentenceRow(len(sents), s.article_id, s.start, s.end))
-    for c in data.chunks:
-        if c.article_id in kept_ids:
-            keep_chunk_rows.append(c.id)
-            first = sentence_map.get(c.first_sentence, 0)
-            last = sentence_map.get(c.last_sentence, -1)
-            chunks.append(ChunkRow(len(chunks), c.article_id, c.start, c.end, first, last))
-
-    new_chunk_texts: list[str] = []
-    new_sentence_texts: list[str] = []
-    new_article_texts: list[str] = []
-    for article_id, doc in fresh:
-        new_article_texts.append(f"{doc.title}. {doc.text[:ARTICLE_LEAD_CHARS]}")
-        articles.append(
-            ArticleRow(article_id, doc.key, doc.title, doc.outlet, doc.date, doc.url, doc.language, doc.text, doc.content_hash, doc.origin)
-        )
-        spans, rows = _split(doc, max_chars, overlap)
-        offset = len(sents)
-        for start, end in spans:
-            sents.append(SentenceRow(len(sents), article_id, start, end))
-            new_sentence_texts.append(doc.text[start:end])
-        for start, end, first, last in rows:
-            chunks.append(ChunkRow(len(chunks), article_id, start, end, offset + first, offset + last))
-            # The title is not embedded with the passage: on newsqa-dev it cost 4-6 points of hit@3.
-            new_chunk_texts.append(doc.text[start:end])
-
-    # Passage vectors of an encoder the previous snapshot has none of (retrieval.weight_dense was
-    # switched on) are computed for the kept passages too; vectors of encoders no longer used are dropped.
-    article_texts = {a.id: a.text for a in data.articles}
-    missing = [e for e in encoders if not _has_vectors(data, e.name)]
-    kept_chunk_texts = [article_texts[data.chunks[i].article_id][data.chunks[i].start : data.chunks[i].end] for i in keep_chunk_rows] if missing else []
-    total = len(new_chunk_texts) * len(encoders) + len(kept_chunk_texts) * len(missing) + len(new_sentence_texts) + len(new_article_texts)
+) -> list[Fresh]:
+    """Split and embed new (id None) and changed articles: passage vectors for every encoder,
+    sentence and title-and-lead vectors for the main one, keyword tokens for BM25."""
+    split = [(_split(doc, max_chars, overlap), doc) for _, doc in items]
+    chunk_texts = [doc.text[s:e] for (_, rows), doc in split for s, e, _, _ in rows]
+    sentence_texts = [doc.text[s:e] for (spans, _), doc in split for s, e in spans]
+    # Article vectors stay the embedded title and lead: cheaper stand-ins built from the passage
+    # vectors (their mean, or title plus lead passages weighted by length) cost up to 0.005 of
+    # evidence hit@1/@5 and ~0.02 of answered_hit@3 on newsqa-dev (README, "Models").
+    article_texts = [f"{doc.title}. {doc.text[:ARTICLE_LEAD_CHARS]}" for _, doc in items]
+    total = len(chunk_texts) * len(encoders) + len(sentence_texts) + len(article_texts)
     done = 0
 
     def embed(encoder: Encoder, texts: list[str]) -> np.ndarray:
@@ -171,42 +125,24 @@ def build(
             done += len(texts[i : i + BATCH])
             if progress:
                 progress(done, total)
-        return np.concatenate(parts) if parts else np.zeros((0, encoder.dim), dtype="float32")
+        return np.concatenate(parts).astype("float32") if parts else np.zeros((0, encoder.dim), dtype="float32")
 
-    chunk_vectors = {}
-    for encoder in encoders:
-        if encoder in missing:
-            kept = embed(encoder, kept_chunk_texts)
-        else:
-            old = data.chunk_vectors[encoder.name]
-            kept = old[keep_chunk_rows] if len(keep_chunk_rows) else np.zeros((0, encoder.dim), dtype="float32")
-        chunk_vectors[encoder.name] = np.concatenate([kept, embed(encoder, new_chunk_texts)]).astype("float32")
-    old_sent = data.sentence_vectors
-    kept_sent = old_sent[keep_sentence_rows] if len(keep_sentence_rows) else np.zeros((0, sentence_encoder.dim), dtype="float32")
-    sentence_vectors = np.concatenate([kept_sent, embed(sentence_encoder, new_sentence_texts)]).astype("float32")
-    # Article vectors stay the embedded title and lead: cheaper stand-ins built from the passage
-    # vectors (their mean, or title plus lead passages weighted by length) cost up to 0.005 of
-    # evidence hit@1/@5 and ~0.02 of answered_hit@3 on newsqa-dev (README, "Models").
-    old_art = data.article_vectors
-    kept_art = old_art[keep_article_rows] if len(keep_article_rows) else np.zeros((0, sentence_encoder.dim), dtype="float32")
-    article_vectors = np.concatenate([kept_art, embed(sentence_encoder, new_article_texts)]).astype("float32")
-    manifest = dict(
-        data.manifest, encoders=[e.name for e in encoders], last_article_id=next_id, sentence_encoder=sentence_encoder.name,
-        max_chars=max_chars, overlap=overlap,
-    )
-    return SnapshotData(articles, chunks, sents, chunk_vectors, sentence_vectors, article_vectors, manifest)
-
-
-def _has_vectors(data: SnapshotData, name: str) -> bool:
-    vectors = data.chunk_vectors.get(name)
-    return vectors is not None and len(vectors) == len(data.chunks)
-
-
-def reembed_all(snapshot: Snapshot) -> Plan:
-    """A plan that re-embeds every article (after an encoder or chunking change)."""
-    docs = [
-        (a.id, Document(a.key, a.title, a.text, a.outlet, a.date, a.url, a.language, a.origin))
-        for a in snapshot.articles.values()
-    ]
-    return Plan(add=[], update=docs, remove=[], unchanged=0, skipped=[])
-
+    # The title is not embedded with the passage: on newsqa-dev it cost 4-6 points of hit@3.
+    chunk_vectors = {e.name: embed(e, chunk_texts) for e in encoders}
+    sentence_vectors = embed(sentence_encoder, sentence_texts)
+    article_vectors = embed(sentence_encoder, article_texts)
+    out: list[Fresh] = []
+    c = s = 0
+    for i, ((spans, rows), doc) in enumerate(split):
+        out.append(
+            Fresh(
+                items[i][0], doc, spans, rows,
+                # What BM25 sees: the passage preceded by its article's title.
+                [tokenize(f"{doc.title}. {doc.text[a:b]}") for a, b, _, _ in rows],
+                {name: v[c : c + len(rows)] for name, v in chunk_vectors.items()},
+                sentence_vectors[s : s + len(spans)], article_vectors[i],
+            )
+        )
+        c += len(rows)
+        s += len(spans)
+    return out

@@ -1,11 +1,11 @@
-"""The article library: the live snapshot, the encoders, search and ingest.
+"""The article library: the stored articles and their segments, the encoders, search and ingest.
 
-Readers use whatever snapshot is live; an ingest builds the next one beside it and swaps it in, so
-questions keep being answered from the previous index while an ingest runs, in this process or
-another (the live snapshot name is re-read at most every couple of seconds).
+Readers use the current view of the data directory; an ingest writes a new segment and commits it
+in one transaction, so questions keep being answered while an ingest runs, in this process or
+another (a change by another process is noticed within a couple of seconds).
 
-At start-up a lost, garbled or dangling CURRENT, or a damaged live snapshot, is repaired: the newest
-snapshot that loads is used, CURRENT is pointed at it, and a warning says so.
+At start-up an old data directory (whole-index snapshots) is converted without re-embedding, and a
+damaged segment is repaired by re-embedding its articles from their stored texts.
 """
 
 from __future__ import annotations
@@ -27,21 +27,12 @@ from bot.models import ArticleInfo, IngestReport, Passage
 from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
+from embeddings.documents import Document
 from embeddings.retriever import Settings, retrieve
-from embeddings.snapshot import Snapshot
-from embeddings.store import (
-    GENERATION,
-    SnapshotError,
-    SnapshotWriteError,
-    current_name,
-    generation_number,
-    generations,
-    pointer,
-    prune,
-    read_snapshot,
-    set_current,
-    write_snapshot,
-)
+from embeddings.storage.migrate import finish, legacy_layout, migrate
+from embeddings.storage.rows import ArticleRow
+from embeddings.storage.store import Store, StoreError, StoreWriteError
+from embeddings.storage.view import View
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -50,6 +41,10 @@ log = logging.getLogger(__name__)
 
 ProgressArg = bool | Callable[[int, int], None]
 ENCODER_NAMES = {"e5": "e5-small", "use": "use-m3"}
+# How often a reader looks whether another process committed a change.
+REFRESH_SECONDS = 2.0
+# Articles re-embedded per transaction when the embedding settings change.
+REEMBED_BATCH = 256
 
 
 def _load_encoder(name: str, config: Config):
@@ -76,35 +71,67 @@ class Library:
         self.config = config
         self._encoders = encoders
         self._encoder_lock = threading.Lock()
-        self._snapshot = Snapshot.empty()
+        self.store = Store(data_dir)
+        self._view: View | None = None
+        self._seen_version = -1
         self._checked = 0.0
         self._swap = threading.Lock()
         self._model: AnswerabilityModel | None = None
         self._words = ArticleWords()
-        # Snapshots that failed to load, so a running reader warns about each only once.
-        self._broken: set[str] = set()
         self._writer = threading.local()
 
     @classmethod
     def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
-        """Open (or create) the library in ``data_dir`` and load its live snapshot.
+        """Open (or create) the library in ``data_dir``.
 
         ``encoders`` lets several libraries in one process share loaded models. Raises
-        :class:`DataDirError` when ``data_dir`` cannot be used or none of its snapshots loads.
+        :class:`DataDirError` when ``data_dir`` cannot be used or its database cannot be read.
         """
         _prepare(data_dir)
         library = cls(data_dir, config, encoders)
+        if not Store.exists(data_dir):
+            with library._ingest_lock():
+                library._create()
+        library._check()
         library.refresh(force=True)
-        if library._snapshot.name and library._needs_reembed():
-            log.warning("embedding settings changed since the index was built: re-embedding all articles")
+        if os.access(data_dir, os.W_OK):
             with library._ingest_lock():
-                library._apply(ingesting.reembed_all(library._snapshot), progress)
-        elif library._snapshot.name and library._needs_completion():
-            log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
-            with library._ingest_lock():
+                finish(data_dir)
+                library.store.clean()
                 library.refresh(force=True)
-                library._complete(progress)
+                library._repair(progress)
+                if library._needs_reembed():
+                    log.warning("embedding settings changed since the index was built: re-embedding all articles")
+                    library._reembed(library._view.article_ids().tolist(), progress)
+                elif library._needs_completion():
+                    log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
+                    library._complete(progress)
         return library
+
+    def _create(self) -> None:
+        """Create the library, converting an old snapshot data directory if there is one."""
+        if Store.exists(self.data_dir):
+            return  # another process created it while this one waited for the lock
+        try:
+            if legacy_layout(self.data_dir):
+                migrate(self.data_dir)
+            else:
+                Store.create(self.data_dir)
+        except StoreError as err:
+            raise DataDirError(
+                f"{err}. Restore the data dir from a backup, or move it aside and build a new index with `bron ingest PATH`."
+            ) from None
+        except OSError as exc:
+            raise DataDirError(f"cannot write to data dir {self.data_dir} ({exc.strerror or exc}).") from None
+
+    def _check(self) -> None:
+        try:
+            self.store.check()
+        except StoreError as err:
+            raise DataDirError(
+                f"data dir {self.data_dir}: the index cannot be read ({err}). Restore the data dir from a backup, "
+                f"or move it aside and build a new index with `bron ingest PATH`."
+            ) from None
 
     # -- encoders -------------------------------------------------------------------------------
 
@@ -139,146 +166,117 @@ class Library:
             return [self._main_encoder_name()]
         return [f"st:{emb.model}"] + [ENCODER_NAMES[n] for n in emb.multilingual]
 
+    def _settings_meta(self) -> dict[str, object]:
+        return {
+            "encoders": self._wanted_encoder_names(), "sentence_encoder": self._main_encoder_name(),
+            "max_chars": self.config.chunking.max_chars, "overlap": self.config.chunking.overlap_sentences,
+        }
+
     def _needs_reembed(self) -> bool:
         """Only a change of the main encoder or of the chunking re-embeds every article. Passage
-        vectors of encoders no longer used are ignored (and dropped by the next ingest); those of a
-        newly wanted encoder are computed for the stored passages alone (:meth:`_complete`)."""
-        manifest = self._snapshot.data.manifest
+        vectors of encoders no longer used are ignored; a newly wanted encoder is handled by
+        :meth:`_needs_completion`."""
+        if self._view is None or not self._view.article_count:
+            return False
+        meta = self.store.meta()
         return (
-            manifest.get("sentence_encoder") != self._main_encoder_name()
-            or manifest.get("max_chars") != self.config.chunking.max_chars
-            or manifest.get("overlap") != self.config.chunking.overlap_sentences
+            meta.get("sentence_encoder") != self._main_encoder_name()
+            or meta.get("max_chars") != self.config.chunking.max_chars
+            or meta.get("overlap") != self.config.chunking.overlap_sentences
         )
 
     def _needs_completion(self) -> bool:
-        """True when a wanted encoder has no passage vectors in the live snapshot."""
-        stored = set(self._snapshot.data.chunk_vectors)
-        return any(name not in stored for name in self._wanted_encoder_names())
+        """True when a wanted encoder has no passage vectors in some segment."""
+        view = self._view
+        return view is not None and bool(view.article_count) and not all(view.has_vectors(n) for n in self._wanted_encoder_names())
 
-    # -- snapshot -------------------------------------------------------------------------------
+    # -- the current view -----------------------------------------------------------------------
 
     @property
-    def snapshot(self) -> Snapshot:
-        """The live snapshot (reloaded if another process swapped in a newer one)."""
+    def view(self) -> View:
+        """The current view (renewed if this or another process committed a change)."""
         self.refresh()
-        return self._snapshot
+        assert self._view is not None
+        return self._view
 
     def refresh(self, force: bool = False) -> None:
-        """Load the live snapshot if it changed on disk.
-
-        ``force`` (start-up and ingests) also repairs a broken CURRENT or live snapshot; a periodic
-        check only warns and keeps answering from the snapshot it has.
-        """
+        """Renew the view when the database changed; checked at most every couple of seconds."""
         now = time.monotonic()
-        if not force and now - self._checked < 2.0:
+        if not force and self._view is not None and now - self._checked < REFRESH_SECONDS:
             return
         self._checked = now
-        name = current_name(self.data_dir)
-        if name and name == self._snapshot.name:
+        version = self.store.db.data_version()
+        if not force and version == self._seen_version:
             return
         with self._swap:
-            name = current_name(self.data_dir)
-            if name and name == self._snapshot.name:
-                return
-            loaded = self._load(name) if name and (force or name not in self._broken) else None
-            if loaded is not None:
-                self._snapshot = loaded
-                return
-        if force:
-            # Outside _swap: recovery takes the writers' lock, which an ingest holds while it refreshes.
-            recovered = self._recover(name)
-            with self._swap:
-                self._snapshot = recovered
-
-    def _load(self, name: str) -> Snapshot | None:
-        """The snapshot ``name``, or None (with a warning) when it cannot be read."""
-        try:
-            return Snapshot(name, read_snapshot(self.data_dir, name))
-        except SnapshotError as err:
-            problem = str(err)
-        except Exception as err:  # rows that do not fit together fail while the search indexes are built
-            problem = f"{self.data_dir / name}: {type(err).__name__}: {err}"
-        if name not in self._broken:
-            log.warning("cannot load snapshot %s", problem)
-            self._broken.add(name)
-        return None
-
-    def _recover(self, broken: str | None) -> Snapshot:
-        """The newest snapshot that loads, with CURRENT repaired to name it; empty for a new data dir."""
-        said = pointer(self.data_dir)
-        if said is None and not generations(self.data_dir):
-            return Snapshot.empty()
-        # CURRENT is rewritten under the writers' lock, so an ingest swapping in a newer snapshot is never undone.
-        with self._ingest_lock(required=False):
-            name = current_name(self.data_dir)
-            if name and name != broken:
-                found = self._snapshot if name == self._snapshot.name else self._load(name)
-                if found is not None:
-                    return found
-            said = pointer(self.data_dir)
-            # A damaged live snapshot falls back to an earlier one; with CURRENT lost, any will do.
-            below = generation_number(said) if said and GENERATION.fullmatch(said) else None
-            candidates = [g for g in generations(self.data_dir) if below is None or generation_number(g) < below]
-            for candidate in candidates:
-                found = self._snapshot if candidate == self._snapshot.name else self._load(candidate)
-                if found is not None:
-                    self._repair_current(said, found)
-                    return found
-        if said is not None and not said and not candidates:
-            return Snapshot.empty()  # an empty CURRENT and no snapshot: a first ingest that never finished
-        what = "no snapshot in it loads" if candidates else f"CURRENT names {said!r} but there is no such snapshot"
-        raise DataDirError(
-            f"data dir {self.data_dir}: the index cannot be read ({what}; the log says why). Restore the data dir "
-            f"from a backup, or move it aside and build a new index with `bron ingest PATH`."
-        )
-
-    def _repair_current(self, said: str | None, found: Snapshot) -> None:
-        """Point CURRENT at the snapshot found, and say what happened."""
-        if said is None:
-            why = "CURRENT was missing"
-        elif not said:
-            why = "CURRENT was empty or unreadable"
-        elif not GENERATION.fullmatch(said):
-            why = f"CURRENT was garbled ({said[:40]!r})"
-        elif said in self._broken:
-            why = f"snapshot {said} is damaged"
-        elif (self.data_dir / said).is_dir():
-            why = f"snapshot {said} is incomplete (no manifest.json)"
-        else:
-            why = f"CURRENT named {said}, which is missing"
-        try:
-            set_current(self.data_dir, found.name)
-            done = "CURRENT now names it"
-        except OSError as exc:
-            done = f"CURRENT could not be repaired ({exc.strerror or exc})"
-        log.warning(
-            "data dir %s: %s; using snapshot %s (%d articles), the newest that loads; %s",
-            self.data_dir, why, found.name, len(found.articles), done,
-        )
+            self._seen_version = version
+            self._view = self.store.view(self._view)
 
     def is_empty(self) -> bool:
         """True before anything was ingested."""
-        return not self.snapshot.articles
+        return not self.view.article_count
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _info(self, article_id: int, snapshot: Snapshot) -> ArticleInfo:
-        a = snapshot.articles[article_id]
-        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, snapshot.chunk_counts.get(a.id, 0))
+    @staticmethod
+    def _info_of(a: ArticleRow, chunks: int) -> ArticleInfo:
+        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, chunks)
 
     def article(self, article_id: int) -> ArticleInfo | None:
         """Citation data of one article, or None if it is not indexed."""
-        snap = self.snapshot
-        return self._info(article_id, snap) if article_id in snap.articles else None
+        view = self.view
+        row = view.article(article_id)
+        if row is None:
+            return None
+        return self._info_of(row, self.store.db.passages([article_id]).get(article_id, 0))
+
+    def article_row(self, article_id: int) -> ArticleRow | None:
+        """Everything stored about one article (key, hash, text, first seen), or None."""
+        return self.view.article(article_id)
 
     def articles(self) -> list[ArticleInfo]:
-        """All indexed articles, by id."""
-        snap = self.snapshot
-        return [self._info(article_id, snap) for article_id in sorted(snap.articles)]
+        """All indexed articles, by id (a full scan: prefer :meth:`page`)."""
+        return self.page(0, 1 << 62)
+
+    def page(
+        self, offset: int, limit: int, newest_first: bool = False, since: str | None = None, until: str | None = None,
+        outlets: Collection[str] = (), title_words: Collection[str] = (),
+    ) -> list[ArticleInfo]:
+        """One page of articles, by id or newest first, optionally limited to a period, outlets or title words."""
+        self.refresh()
+        rows = self.store.db.page(offset, limit, newest_first, since, until, list(outlets), list(title_words))
+        return [ArticleInfo(i, t, o, d, u, lang, n) for i, t, o, d, u, lang, n, _ in rows]
+
+    def count(self) -> int:
+        """Number of indexed articles."""
+        return self.view.article_count
+
+    def keys(self) -> dict[int, str]:
+        """{article id: key} of every article (evaluation tools)."""
+        return self.store.db.keys()
+
+    def outlets(self) -> list[str]:
+        """Every outlet name of the indexed articles."""
+        return self.store.db.outlets()
+
+    def dated(self) -> list[tuple[int, str | None, str | None]]:
+        """(id, date, outlet) of every article."""
+        return self.store.db.dated()
+
+    def by_keys(self, keys: list[str]) -> dict[str, tuple[int, str]]:
+        """{key: (id, content hash)} of the indexed articles among ``keys``."""
+        return self.store.db.by_keys(keys)
+
+    def by_fingerprints(self, fingerprints: list[str]) -> dict[str, tuple[int, str, str | None, str]]:
+        """{text fingerprint: (id, key, url, title)} of indexed articles with those texts."""
+        return self.store.db.by_fingerprints(fingerprints)
 
     def article_text(self, article_id: int) -> str:
         """The full text of one article."""
-        return self.snapshot.articles[article_id].text
+        row = self.view.article(article_id)
+        if row is None:
+            raise KeyError(article_id)
+        return row.text
 
     def settings(self) -> Settings:
         """Retrieval settings from the config."""
@@ -300,16 +298,17 @@ class Library:
     def answerability(self, model: AnswerabilityModel) -> None:
         self._model = model
 
-    def rank(self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = (),
-             within: Collection[int] | None = None) -> list[Passage]:
+    def rank(
+        self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = (),
+        within: Collection[int] | None = None,
+    ) -> list[Passage]:
         """The ``top_k`` best quotes in retrieval order, each with its most answering sentence marked
         and the probability that this sentence answers the question (``Passage.confidence``).
 
-        Articles in ``exclude`` are left out of the search; with ``within``, only those articles'
-        passages are scored.
+        Articles in ``exclude`` are left out of the search; ``within`` limits it to those articles.
         """
-        snap = self.snapshot
-        if not snap.data.chunks:
+        view = self.view
+        if not view.chunk_count:
             return []
         main = self.sentence_encoder
         wanted = self.encoders if self.config.retrieval.weight_dense else [main]
@@ -317,19 +316,20 @@ class Library:
         settings = self.settings()
         if top_k is not None:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
-        hits = retrieve(snap, question, language, vectors, main.name, settings, frozenset(exclude),
-                        None if within is None else frozenset(within))
-        judged = judge(snap, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
+        hits = retrieve(view, question, language, vectors, main.name, settings, frozenset(exclude), within)
+        judged = judge(view, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
         passages = []
+        counts = self.store.db.passages({view.chunk(j.hit.chunk_id).article_id for j in judged})
         for j in judged:
             hit = j.hit
-            chunk = snap.data.chunks[hit.chunk_id]
-            text = snap.articles[chunk.article_id].text
+            article = view.article(view.chunk(hit.chunk_id).article_id)
+            if article is None:
+                continue
             hs, he = j.sentence
             passages.append(
                 Passage(
-                    article=self._info(chunk.article_id, snap),
-                    text=text[hit.start : hit.end],
+                    article=self._info_of(article, counts.get(article.id, 0)),
+                    text=article.text[hit.start : hit.end],
                     start=hit.start,
                     end=hit.end,
                     highlight=(hs - hit.start, he - hit.start),
@@ -341,11 +341,13 @@ class Library:
 
     def sentence_vectors(self, article_id: int) -> tuple[list[str], np.ndarray]:
         """One article's sentences and their vectors, in article order."""
-        snap = self.snapshot
-        ids = snap.article_sentence_ids(article_id)
-        text = snap.articles[article_id].text
-        sents = [text[snap.data.sentences[i].start : snap.data.sentences[i].end] for i in ids]
-        return sents, snap.data.sentence_vectors[ids] if ids else np.zeros((0, 1), dtype="float32")
+        view = self.view
+        ids = view.article_sentence_ids(article_id)
+        article = view.article(article_id)
+        if article is None or not ids:
+            return [], np.zeros((0, 1), dtype="float32")
+        sents = [view.sentence(i) for i in ids]
+        return [article.text[s.start : s.end] for s in sents], view.sentence_vectors(ids)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -383,7 +385,7 @@ class Library:
         docs, skipped, scanned = ingesting.read_documents(paths)
         with self._ingest_lock():
             self.refresh(force=True)
-            change = ingesting.plan(self._snapshot, docs, scanned, skipped)
+            change = ingesting.plan(self.store.db, docs, scanned, skipped)
             return self._apply(change, progress)
 
     def ingest_documents(self, docs: list, progress: ProgressArg = False, skipped: list[tuple[str, str]] | None = None) -> IngestReport:
@@ -393,22 +395,25 @@ class Library:
         """
         with self._ingest_lock():
             self.refresh(force=True)
-            change = ingesting.plan(self._snapshot, docs, [], list(skipped or []))
+            change = ingesting.plan(self.store.db, docs, [], list(skipped or []))
             return self._apply(change, progress)
 
     def remove(self, article_ids: list[int]) -> IngestReport:
         """Remove articles by id."""
         with self._ingest_lock():
             self.refresh(force=True)
-            change = ingesting.Plan([], [], [i for i in article_ids if i in self._snapshot.articles], 0, [])
+            view = self._view
+            change = ingesting.Plan([], [], [i for i in article_ids if view is not None and view.is_live(i)], 0, [])
             return self._apply(change, False)
 
     def _apply(self, change: ingesting.Plan, progress: ProgressArg) -> IngestReport:
-        old = self._snapshot
+        view = self._view
+        assert view is not None
+        removed_titles = [row.title for row in (view.article(i) for i in change.remove) if row is not None]
         report = IngestReport(
             added=[d.title for d in change.add],
             updated=[d.title for _, d in change.update],
-            removed=[old.articles[i].title for i in change.remove],
+            removed=removed_titles,
             unchanged=change.unchanged,
             skipped=change.skipped,
         )
@@ -416,38 +421,106 @@ class Library:
             log.warning("skipped %s: %s", where, why)
         if not report.changed:
             return report
-        self._write(self._build(old, change, progress))
-        report.added_ids = sorted(set(self._snapshot.articles) - set(old.articles))
-        report.updated_ids = [article_id for article_id, _ in change.update]
+        items: list[tuple[int | None, Document]] = [*change.update, *((None, d) for d in change.add)]
+        ids = self._commit(items, change.remove, progress)
+        report.added_ids = [ids[i] for i in range(len(change.update), len(items))]
+        report.updated_ids = [ids[i] for i in range(len(change.update))]
+        report.removed_ids = list(change.remove)
+        self._compact()
         return report
 
-    def _complete(self, progress: ProgressArg) -> None:
-        """Rewrite the live snapshot with passage vectors for every wanted encoder, embedding the
-        stored passages only with the encoders that have none (nothing else is re-embedded)."""
-        if not self._needs_completion():
-            return
-        self._write(self._build(self._snapshot, ingesting.Plan([], [], [], 0, []), progress))
-
-    def _build(self, base: Snapshot, change: ingesting.Plan, progress: ProgressArg):
-        """The next snapshot's data: ``base`` with ``change`` applied, embedded with the wanted encoders."""
+    def _commit(self, items: list[tuple[int | None, Document]], remove: list[int], progress: ProgressArg) -> dict[int, int]:
+        """Embed ``items`` and store them with ``remove`` in one transaction; {position: article id}."""
         chunking = self.config.chunking
-        return ingesting.build(
-            base, change, self.encoders, self.sentence_encoder, chunking.max_chars, chunking.overlap_sentences,
+        fresh = ingesting.prepare(
+            items, self.encoders, self.sentence_encoder, chunking.max_chars, chunking.overlap_sentences,
             progress_callback(progress),
-        )
-
-    def _write(self, data) -> None:
-        """Write ``data`` as the next snapshot and make it live; a failed write leaves the old one."""
-        old = self._snapshot
+        ) if items else []
         try:
-            name = write_snapshot(self.data_dir, data)
-        except SnapshotWriteError as err:
+            ids = self.store.commit(fresh, remove, self._settings_meta())
+        except StoreWriteError as err:
             log.warning("ingest into %s failed: %s; the previous index is unchanged", self.data_dir, err.reason)
             raise IndexWriteFailed(data_dir=str(self.data_dir), reason=err.reason) from None
-        with self._swap:
-            self._snapshot = Snapshot(name, data)
-        # The snapshot this one was built from stays as the fall-back, whatever else lies around.
-        prune(self.data_dir, keep=[old.name] if old.name else [])
+        self.refresh(force=True)
+        return ids
+
+    def _compact(self) -> None:
+        """Drop segments with nothing live and merge when there are too many; never fatal."""
+        try:
+            self.store.drop_empty()
+            for _ in range(8):
+                numbers = self.store.merge_candidates()
+                if not numbers:
+                    break
+                self.store.merge(numbers)
+        except (StoreWriteError, OSError) as err:
+            log.warning("merging segments in %s failed: %s; the index is unchanged", self.data_dir, getattr(err, "reason", err))
+        self.refresh(force=True)
+
+    def compact(self) -> None:
+        """Merge segments now (under the writers' lock)."""
+        with self._ingest_lock():
+            self._compact()
+
+    def _reembed(self, article_ids: list[int], progress: ProgressArg) -> None:
+        """Embed the given articles again from their stored texts (settings changed, or a segment is damaged)."""
+        for i in range(0, len(article_ids), REEMBED_BATCH):
+            items = []
+            for article_id in article_ids[i : i + REEMBED_BATCH]:
+                a = self.store.db.article(article_id)
+                if a is not None:
+                    items.append((a.id, Document(a.key, a.title, a.text, a.outlet, a.date, a.url, a.language, a.origin)))
+            if items:
+                self._commit(items, [], progress)
+        self._compact()
+
+    def _complete(self, progress: ProgressArg) -> None:
+        """Add passage vectors of newly wanted encoders to every segment, embedding the live passages
+        with those encoders only (nothing else is re-embedded)."""
+        view = self.view
+        callback = progress_callback(progress)
+        for seg in list(view.segments):
+            missing = [e for e in self.encoders if e.name not in seg.chunk_vectors]
+            if not missing:
+                continue
+            rows: list[int] = []
+            texts: list[str] = []
+            for article_id in np.unique(np.asarray(seg.chunk_article)):
+                article = view.article(int(article_id)) if int(view.live[article_id]) == seg.number else None
+                if article is None:
+                    continue
+                for r in seg.article_rows(int(article_id), "chunk"):
+                    start, end = seg.chunk_span[r]
+                    rows.append(r)
+                    texts.append(article.text[int(start) : int(end)])
+            extra = {}
+            for encoder in missing:
+                full = np.zeros((seg.chunks, encoder.dim), dtype="float32")
+                for i in range(0, len(texts), ingesting.BATCH):
+                    full[rows[i : i + ingesting.BATCH]] = encoder.encode(texts[i : i + ingesting.BATCH])
+                    if callback:
+                        callback(min(i + ingesting.BATCH, len(texts)), len(texts))
+                extra[encoder.name] = full
+            self.store.merge([seg.number], extra={seg.number: extra})
+        self.store.set_settings(self._settings_meta())
+        self.refresh(force=True)
+
+    def _repair(self, progress: ProgressArg) -> None:
+        """Re-embed the articles of segments that cannot be read, from their stored texts."""
+        if not self.store.broken:
+            return
+        broken = sorted(self.store.broken)
+        ids = [
+            int(r[0]) for r in self.store.db.connection().execute(
+                f"SELECT id FROM articles WHERE segment IN ({','.join('?' * len(broken))})", broken
+            )
+        ]
+        log.warning("data dir %s: re-embedding the %d articles of damaged segment(s) %s from their stored texts",
+                    self.data_dir, len(ids), ", ".join(str(b) for b in broken))
+        self._reembed(ids, progress)
+        self.store.drop_empty()
+        self.store.broken.clear()
+        self.refresh(force=True)
 
 
 def _prepare(data_dir: Path) -> None:

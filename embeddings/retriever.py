@@ -20,12 +20,17 @@ hit@1 from .777 to .801, with quotes of ~500 characters on average.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings.snapshot import Snapshot
+from embeddings.lexical import tokenize
+from embeddings.storage.rows import ChunkRow
+from embeddings.storage.view import View
+
+# With ``within``, at most this many passages are scored directly; more are found by filtering.
+WITHIN_DIRECT = 20000
 
 
 @dataclass(frozen=True)
@@ -62,93 +67,101 @@ class Hit:
     last: int
 
 
-def _candidates(snapshot: Snapshot, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int], within: frozenset[int] | None = None) -> tuple[dict[int, float], dict[int, float]]:
+def _candidates(
+    view: View, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int], within: Collection[int] | None
+) -> tuple[dict[int, float], dict[int, float]]:
     """Dense cosines of the top-n passages and BM25 scores of the top-n keyword matches.
 
-    With ``within``, every passage of those articles is a candidate (scored directly, not filtered
-    out of a global top-n)."""
+    With ``within``, every passage of those articles is a dense candidate when they are few (a
+    followed topic checked against the newest articles); otherwise the global search is filtered.
+    """
     if within is not None:
-        ids = [c.id for c in snapshot.data.chunks if c.article_id in within and c.article_id not in exclude]
-        if not ids:
-            return {}, {}
-        cos = snapshot.data.chunk_vectors[main][ids] @ query
-        wanted = set(ids)
-        lexical = {c: v for c, v in snapshot.lexical.search(question, len(snapshot.lexical)) if c in wanted} if use_lexical else {}
-        return dict(zip(ids, (float(v) for v in cos))), lexical
-    # Asking for more when articles are left out keeps n candidates from the rest.
-    extra = sum(snapshot.chunk_counts.get(a, 0) for a in exclude)
-    dense = dict(snapshot.dense[main].search(query, n + extra))
-    lexical = dict(snapshot.lexical.search(question, n + extra)) if use_lexical else {}
-    if exclude:
-        chunks = snapshot.data.chunks
-        dense = {c: v for c, v in dense.items() if chunks[c].article_id not in exclude}
-        lexical = {c: v for c, v in lexical.items() if chunks[c].article_id not in exclude}
+        ids = view.chunks_of(a for a in within if a not in exclude)
+        if len(ids) <= WITHIN_DIRECT:
+            dense = dict(zip(ids, (view.chunk_vectors(ids, main) @ query).tolist())) if ids else {}
+            lexical = dict(view.lexical_search(tokenize(question), n, exclude, within)) if use_lexical else {}
+            return dense, lexical
+        dense = {c: v for c, v in view.dense_search(query, n * 20, exclude).items() if view.chunk(c).article_id in within}
+        lexical = view.lexical_search(tokenize(question), n, exclude, within) if use_lexical else {}
+        return dict(list(dense.items())[:n]), lexical
+    dense = view.dense_search(query, n, exclude)
+    lexical = view.lexical_search(tokenize(question), n, exclude) if use_lexical else {}
     return dense, lexical
 
 
-def sentence_cosines(snapshot: Snapshot, chunk_id: int, query: np.ndarray) -> tuple[list[int], np.ndarray]:
+def sentence_cosines(view: View, chunk_id: int, query: np.ndarray) -> tuple[list[int], np.ndarray]:
     """Ids of a passage's sentences and their cosines to ``query``."""
-    chunk = snapshot.data.chunks[chunk_id]
+    chunk = view.chunk(chunk_id)
     ids = list(range(chunk.first_sentence, chunk.last_sentence + 1))
-    return ids, snapshot.data.sentence_vectors[ids] @ query if ids else np.zeros(0)
+    return ids, view.sentence_vectors(ids) @ query if ids else np.zeros(0)
 
 
 def retrieve(
-    snapshot: Snapshot,
+    view: View,
     question: str,
     language: str,
     query_vectors: Mapping[str, np.ndarray],
     main: str,
     settings: Settings,
     exclude: frozenset[int] = frozenset(),
-    within: frozenset[int] | None = None,
+    within: Collection[int] | None = None,
 ) -> list[Hit]:
     """The best non-overlapping passages for ``question``, best first.
 
     ``main`` names the multilingual encoder whose vectors the chunk, sentence and article
     indexes hold; other encoders in ``query_vectors`` add ``weight_dense`` times their cosine.
     Articles in ``exclude`` are left out (evaluation asks questions with their article removed);
-    with ``within``, only passages of those articles are scored (topic alerts on new articles).
+    ``within`` limits the search to those articles.
     """
-    if not snapshot.data.chunks:
+    if not view.chunk_count:
         return []
     query = query_vectors[main]
     use_lexical = settings.weight_lexical > 0 and language in settings.lexical_languages
-    dense, lexical = _candidates(snapshot, main, query, question, use_lexical, settings.candidates, exclude, within)
+    dense, lexical = _candidates(view, main, query, question, use_lexical, settings.candidates, exclude, within)
     ids = sorted(set(dense) | set(lexical))
     if not ids:
         return []
-    chunk_vecs = snapshot.data.chunk_vectors[main][ids]
-    cos = chunk_vecs @ query
-    article_cos = snapshot.data.article_vectors @ query
+    rows = {cid: view.chunk(cid) for cid in ids}
+    cos = view.chunk_vectors(ids, main) @ query
+    article_cos: dict[int, float] = {}
+    for row in rows.values():
+        if row.article_id not in article_cos:
+            vector = view.article_vector(row.article_id)
+            article_cos[row.article_id] = float(vector @ query) if vector is not None else 0.0
+    # All candidate sentences in one read: the vectors are memory-mapped, one gather per segment.
+    spans = {cid: range(r.first_sentence, r.last_sentence + 1) for cid, r in rows.items()}
+    all_sentences = [sid for cid in ids for sid in spans[cid]]
+    sims_all = view.sentence_vectors(all_sentences) @ query if all_sentences else np.zeros(0)
     best_lexical = max(lexical.values(), default=0.0) or 1.0
+    others = {name: vec for name, vec in query_vectors.items() if name != main and settings.weight_dense}
+    other_cos = {name: view.chunk_vectors(ids, name) @ vec for name, vec in others.items()}
     scores: dict[int, float] = {}
-    for cid, c in zip(ids, cos):
-        _, sims = sentence_cosines(snapshot, cid, query)
-        article_row = snapshot.article_rows[snapshot.data.chunks[cid].article_id]
-        score = float(c) + settings.weight_sentence * float(sims.max() if len(sims) else c)
-        score += settings.weight_article * float(article_cos[article_row])
+    at = 0
+    for i, (cid, c) in enumerate(zip(ids, cos)):
+        n = len(spans[cid])
+        sims = sims_all[at : at + n]
+        at += n
+        score = float(c) + settings.weight_sentence * float(sims.max() if n else c)
+        score += settings.weight_article * article_cos[rows[cid].article_id]
         score += settings.weight_lexical * lexical.get(cid, 0.0) / best_lexical
-        for name, vec in query_vectors.items():
-            if name != main and settings.weight_dense:
-                score += settings.weight_dense * float(snapshot.data.chunk_vectors[name][cid] @ vec)
+        for name in others:
+            score += settings.weight_dense * float(other_cos[name][i])
         scores[cid] = score
-    chosen, spans = _choose(snapshot, scores, settings)
-    chunks = snapshot.data.chunks
-    return [Hit(cid, scores[cid], chunks[spans[cid][0]].start, chunks[spans[cid][1]].end, *spans[cid]) for cid in chosen]
+    chosen, spans_of = _choose(view, scores, settings, rows)
+    return [Hit(cid, scores[cid], view.chunk(spans_of[cid][0]).start, view.chunk(spans_of[cid][1]).end, *spans_of[cid]) for cid in chosen]
 
 
-def _choose(snapshot: Snapshot, scores: dict[int, float], settings: Settings) -> tuple[list[int], dict[int, list[int]]]:
+def _choose(view: View, scores: dict[int, float], settings: Settings, rows: dict[int, ChunkRow]) -> tuple[list[int], dict[int, list[int]]]:
     """The top_k passages, best first, and for each the [first, last] passage id of its quote."""
     chosen: list[int] = []
     spans: dict[int, list[int]] = {}
     for rank, cid in enumerate(sorted(scores, key=scores.__getitem__, reverse=True)):
-        if any(_overlaps(snapshot, cid, other) for other in chosen):
+        if any(_overlaps(rows[cid], rows[other]) for other in chosen):
             continue
         # Merging depends on the candidate's rank, not on top_k, so the first hits of a longer
         # ranking (bron eval asks for 10) are exactly the quotes of a top_k answer.
         mergeable = settings.merge_chars > 0 and rank < settings.merge_depth
-        if mergeable and _merge(snapshot, cid, chosen, spans, settings.merge_chars):
+        if mergeable and _merge(view, cid, chosen, spans, settings.merge_chars, rows):
             continue
         if len(chosen) == settings.top_k:
             if mergeable:
@@ -159,23 +172,28 @@ def _choose(snapshot: Snapshot, scores: dict[int, float], settings: Settings) ->
     return chosen, spans
 
 
-def _merge(snapshot: Snapshot, cid: int, chosen: list[int], spans: dict[int, list[int]], limit: int) -> bool:
+def _merge(view: View, cid: int, chosen: list[int], spans: dict[int, list[int]], limit: int, rows: dict[int, ChunkRow]) -> bool:
     """Extend a chosen quote by passage ``cid`` when it directly precedes or follows the quote in the
     same article (passage ids run in article order) and the quote stays within ``limit`` characters."""
-    chunks = snapshot.data.chunks
+    this = rows[cid]
     for other in chosen:
         first, last = spans[other]
-        if chunks[other].article_id != chunks[cid].article_id:
+        if rows[other].article_id != this.article_id:
             continue
-        if cid == last + 1 and chunks[cid].end - chunks[first].start <= limit:
+        if cid == last + 1 and this.end - _row(view, rows, first).start <= limit:
             spans[other][1] = cid
             return True
-        if cid == first - 1 and chunks[last].end - chunks[cid].start <= limit:
+        if cid == first - 1 and _row(view, rows, last).end - this.start <= limit:
             spans[other][0] = cid
             return True
     return False
 
 
-def _overlaps(snapshot: Snapshot, a: int, b: int) -> bool:
-    ca, cb = snapshot.data.chunks[a], snapshot.data.chunks[b]
-    return ca.article_id == cb.article_id and ca.start < cb.end and cb.start < ca.end
+def _row(view: View, rows: dict[int, ChunkRow], cid: int) -> ChunkRow:
+    if cid not in rows:
+        rows[cid] = view.chunk(cid)
+    return rows[cid]
+
+
+def _overlaps(a: ChunkRow, b: ChunkRow) -> bool:
+    return a.article_id == b.article_id and a.start < b.end and b.start < a.end

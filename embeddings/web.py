@@ -1,8 +1,8 @@
-"""Articles from web addresses: fetch, extract, drop duplicates, and ingest in one snapshot.
+"""Articles from web addresses: fetch, extract, drop duplicates, and ingest in one transaction.
 
 A batch of URLs is fetched a few at a time (:mod:`embeddings.fetch`), each page becomes a
 :class:`Document` keyed by its canonical URL (:mod:`embeddings.extract`, or :mod:`embeddings.pdf`
-for PDFs), and the whole batch goes into the library as one new snapshot. A page that fails is
+for PDFs), and the whole batch goes into the library as one new segment. A page that fails is
 skipped with its reason and the rest goes on. The same article is never indexed twice: the same
 canonical URL updates the article in place, and the same text under another address is skipped.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.models import IngestReport
-from embeddings.documents import Document
+from embeddings.documents import text_fingerprint, Document
 from embeddings.extract import ExtractError, clean_url, extract_article
 from embeddings.fetch import HTML_TYPES, PDF_TYPES, Fetcher, FetchError, FetchSettings
 from embeddings.library import Library, ProgressArg
@@ -25,17 +25,11 @@ from embeddings.pdf import PdfError, read_pdf
 
 log = logging.getLogger(__name__)
 
-_WORDS = re.compile(r"\w+")
 
 
 def is_web_address(text: str) -> bool:
     """True for ``http://`` and ``https://`` addresses (what ``bron ingest`` fetches)."""
     return text.strip().lower().startswith(("http://", "https://"))
-
-
-def text_fingerprint(text: str) -> str:
-    """Hash of an article's words, blind to whitespace, punctuation and case."""
-    return hashlib.sha256(" ".join(_WORDS.findall(text.lower())).encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -131,7 +125,7 @@ class WebSources:
         started = time.perf_counter()
         urls = list(dict.fromkeys(u.strip() for u in urls if u.strip()))
         pages = self.read_pages(urls, hints, progress)
-        before = {a.key: a.hash for a in self.library.snapshot.articles.values()}
+        before = {k: h for k, (_, h) in self.library.by_keys([p.doc.key for p in pages if p.doc is not None]).items()}
         docs, skipped, duplicates = self._dedupe(pages)
         start = time.perf_counter()
         report = self.library.ingest_documents(docs, progress=progress, skipped=skipped)
@@ -143,9 +137,9 @@ class WebSources:
 
     def _dedupe(self, pages: list[PageResult]) -> tuple[list[Document], list[tuple[str, str]], dict[str, int]]:
         """Documents to ingest, pages skipped with a reason, and URLs whose text is already indexed (-> id)."""
-        snapshot = self.library.snapshot
-        known_keys = {a.key for a in snapshot.articles.values()}
-        known_text = {text_fingerprint(a.text): a for a in snapshot.articles.values()}
+        docs_in = [p.doc for p in pages if p.doc is not None]
+        known_keys = set(self.library.by_keys([d.key for d in docs_in]))
+        known_text = self.library.by_fingerprints([text_fingerprint(d.text) for d in docs_in])
         batch_text: dict[str, str] = {}  # fingerprint -> key
         batch_keys: dict[str, tuple[str, str]] = {}  # key -> (url, fingerprint)
         docs: list[Document] = []
@@ -157,9 +151,10 @@ class WebSources:
                 continue
             key, fingerprint = page.doc.key, text_fingerprint(page.doc.text)
             same = known_text.get(fingerprint)
-            if same is not None and same.key != key and key not in known_keys:
-                duplicates[page.url] = same.id
-                skipped.append((page.url, f"same text as article {same.id} ({same.url or same.title}), already indexed"))
+            if same is not None and same[1] != key and key not in known_keys:
+                same_id, _, same_url, same_title = same
+                duplicates[page.url] = same_id
+                skipped.append((page.url, f"same text as article {same_id} ({same_url or same_title}), already indexed"))
                 continue
             if key in batch_keys:
                 first_url, first_fingerprint = batch_keys[key]
@@ -175,7 +170,7 @@ class WebSources:
 
     def _locate(self, result: WebIngest, pages: list[PageResult], duplicates: dict[str, int], before: dict[str, str]) -> None:
         """Fill in which article each URL is now, and whether it was added, updated or unchanged."""
-        by_key = {a.key: a.id for a in self.library.snapshot.articles.values()}
+        by_key = {k: i for k, (i, _) in self.library.by_keys([p.doc.key for p in pages if p.doc is not None]).items()}
         for page in pages:
             if page.url in duplicates:
                 result.article_ids[page.url] = duplicates[page.url]

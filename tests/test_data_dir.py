@@ -1,4 +1,4 @@
-"""The data directory on a bad day: lost or garbled CURRENT, damaged snapshot files, a full disk,
+"""The data directory on a bad day: damaged segments or database, leftovers of a crash, a full disk,
 unusable folders, and a fresh data dir outside the repository."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ import bot.cli as cli
 from bot.config import Config, load_config
 from bot.core import Bron
 from bot.errors import DataDirError, IndexWriteFailed
-from embeddings import ingest as ingesting, store
+from embeddings import ingest as ingesting
+from embeddings.storage import segment
 from embeddings.library import Library
 from support import REPO
 
@@ -43,17 +45,16 @@ def _restore_logging():
 
 
 @pytest.fixture(scope="module")
-def good(bron: Bron, config: Config, encoders: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with two snapshots: gen-000001 (the seed article) and gen-000002 (seed and train)."""
+def good(config: Config, encoders: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with two segments: seg-000001 (the seed article) and seg-000002 (the train article)."""
     data_dir = tmp_path_factory.mktemp("good") / "data"
-    # The shared seed index saves embedding the seed article again.
-    source = bron.library.data_dir
-    shutil.copytree(source / (source / "CURRENT").read_text(), data_dir / "gen-000001")
-    (data_dir / "CURRENT").write_text("gen-000001")
+    library = Library.open(data_dir, config, encoders=encoders)
+    library.ingest([REPO / "corpus"])
     train = tmp_path_factory.mktemp("train") / "trein.txt"
     train.write_text(TRAIN, encoding="utf-8")
-    Library.open(data_dir, config, encoders=encoders).ingest([train])
-    assert (data_dir / "CURRENT").read_text() == "gen-000002"
+    library.ingest([train])
+    library.store.db.close()
+    assert _segments(data_dir) == ["seg-000001", "seg-000002"]
     return data_dir
 
 
@@ -69,46 +70,8 @@ def _titles(library: Library) -> list[str]:
     return [a.title for a in library.articles()]
 
 
-@pytest.mark.parametrize(
-    ("how", "why"),
-    [
-        (lambda d: (d / "CURRENT").unlink(), "CURRENT was missing"),
-        (lambda d: (d / "CURRENT").write_text("gen-9x"), "CURRENT was garbled"),
-        (lambda d: (d / "CURRENT").write_bytes(b"\xff\xfe\x00gen"), "CURRENT was garbled"),
-        (lambda d: (d / "CURRENT").write_text(""), "CURRENT was empty"),
-        (lambda d: (d / "CURRENT").write_text("../../etc"), "CURRENT was garbled"),
-        (lambda d: (d / "CURRENT").write_text("gen-000099"), "CURRENT named gen-000099, which is missing"),
-    ],
-)
-def test_lost_or_garbled_current_is_repaired(data: Path, config: Config, encoders: list, caplog: pytest.LogCaptureFixture, how, why: str) -> None:
-    how(data)
-    with caplog.at_level(logging.WARNING):
-        library = Library.open(data, config, encoders=encoders)
-    assert len(library.articles()) == 2
-    assert (data / "CURRENT").read_text() == "gen-000002"
-    assert why in caplog.text and "using snapshot gen-000002 (2 articles)" in caplog.text
-
-
-def test_ingest_after_a_lost_current_keeps_every_article_and_the_old_snapshot(data: Path, config: Config, encoders: list, tmp_path: Path) -> None:
-    (data / "CURRENT").unlink()
-    storm = tmp_path / "storm.txt"
-    storm.write_text(STORM, encoding="utf-8")
-    library = Library.open(data, config, encoders=encoders)
-    library.ingest([storm])
-    assert len(library.articles()) == 3
-    assert sorted(p.name for p in data.glob("gen-*")) == ["gen-000002", "gen-000003"]
-
-
-def test_prune_deletes_no_snapshot_while_current_is_broken(data: Path) -> None:
-    (data / "tmp-leftover").mkdir()
-    (data / "CURRENT").write_text("gen-9x")
-    store.prune(data)
-    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["gen-000001", "gen-000002"]
-    (data / "CURRENT").write_text("gen-000002")
-    store.prune(data, keep=["gen-000001"])
-    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["gen-000001", "gen-000002"]
-    store.prune(data)
-    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == ["gen-000002"]
+def _segments(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "segments").iterdir())
 
 
 def _truncate(path: Path, size: int) -> None:
@@ -117,50 +80,64 @@ def _truncate(path: Path, size: int) -> None:
 
 
 DAMAGE = {
-    "truncated chunks faiss": lambda g: _truncate(g / "chunks-0.faiss", 100),
-    "half a sentences faiss": lambda g: _truncate(g / "sentences.faiss", (g / "sentences.faiss").stat().st_size // 2),
-    "empty articles faiss": lambda g: _truncate(g / "articles.faiss", 0),
-    "faiss of another table": lambda g: shutil.copy(g / "articles.faiss", g / "chunks-0.faiss"),
-    "meta.sqlite deleted": lambda g: (g / "meta.sqlite").unlink(),
-    "meta.sqlite garbage": lambda g: (g / "meta.sqlite").write_bytes(b"\x13\x37" * 20000),
-    "meta.sqlite truncated": lambda g: _truncate(g / "meta.sqlite", 8192),
-    "manifest not json": lambda g: (g / "manifest.json").write_text("{not json"),
-    "manifest without encoders": lambda g: (g / "manifest.json").write_text("{}"),
-    "manifest not UTF-8": lambda g: (g / "manifest.json").write_bytes(b'{"encoders": ["\xe9"]}'),
-    "manifest deleted": lambda g: (g / "manifest.json").unlink(),
-    "snapshot deleted": lambda g: shutil.rmtree(g),
+    "truncated passage index": lambda g: _truncate(g / "chunks.faiss", 100),
+    "half the sentence vectors": lambda g: _truncate(g / "sentences.npy", (g / "sentences.npy").stat().st_size // 2),
+    "empty article vectors": lambda g: _truncate(g / "articles.npy", 0),
+    "passage index of another segment": lambda g: shutil.copy(g.parent / "seg-000001" / "chunks.faiss", g / "chunks.faiss"),
+    "postings garbage": lambda g: (g / "bm25-terms.npy").write_bytes(b"\x13\x37" * 2000),
+    "segment.json not json": lambda g: (g / "segment.json").write_text("{not json"),
+    "segment.json not UTF-8": lambda g: (g / "segment.json").write_bytes(b'{"encoders": ["\xe9"]}'),
+    "segment.json deleted": lambda g: (g / "segment.json").unlink(),
+    "segment deleted": lambda g: shutil.rmtree(g),
 }
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_live_snapshot_falls_back_to_the_previous_one(data: Path, config: Config, encoders: list, caplog: pytest.LogCaptureFixture, damage: str) -> None:
-    DAMAGE[damage](data / "gen-000002")
+def test_a_damaged_segment_is_rebuilt_from_the_stored_texts(
+    data: Path, config: Config, encoders: list, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    DAMAGE[damage](data / "segments" / "seg-000002")
     with caplog.at_level(logging.WARNING):
         library = Library.open(data, config, encoders=encoders)
-    assert _titles(library) == ["Expert waarschuwt voor verwachte aanvallen van ISIS in Europese landen"]
-    assert (data / "CURRENT").read_text() == "gen-000001"
-    assert "using snapshot gen-000001 (1 articles)" in caplog.text
+    assert len(_titles(library)) == 2, "no article is lost"
+    assert "cannot read segment" in caplog.text and "re-embedding the 1 articles of damaged segment(s) 2" in caplog.text
     assert "Traceback" not in caplog.text
-    if damage == "manifest deleted":
-        assert "snapshot gen-000002 is incomplete (no manifest.json)" in caplog.text
+    assert "seg-000002" not in _segments(data), "the damaged segment is gone"
+    bron = Bron(config, library)
+    assert "Amersfoort" in bron.answer("Welke treinen reden niet door de storing bij Utrecht?", "t").passages[0].text
 
 
-def test_cli_lists_the_fallback_snapshot(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    DAMAGE["truncated chunks faiss"](data / "gen-000002")
+def test_cli_lists_every_article_while_a_segment_is_damaged(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    DAMAGE["truncated passage index"](data / "segments" / "seg-000002")
     assert cli.main(["--config", CONFIG, "-q", "--data-dir", str(data), "articles"]) == 0
     out, err = capsys.readouterr()
-    assert out.count("\n") == 1 and "Expert waarschuwt" in out
-    assert "chunks-0.faiss" in err and "using snapshot gen-000001" in err
+    assert out.count("\n") == 2 and "Expert waarschuwt" in out and "Treinstoring" in out
+    assert "chunks.faiss" in err and "re-embedding the 1 articles" in err
 
 
-def test_no_snapshot_loads_stops_with_exit_78(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    DAMAGE["meta.sqlite garbage"](data / "gen-000002")
-    DAMAGE["manifest not json"](data / "gen-000001")
+DB_DAMAGE = {
+    "garbage": lambda db: db.write_bytes(b"\x13\x37" * 20000),
+    "truncated": lambda db: _truncate(db, 100),
+    "another database": lambda db: (db.unlink(), sqlite3.connect(db).execute("CREATE TABLE x (y)").connection.commit()),
+}
+
+
+@pytest.mark.parametrize("damage", list(DB_DAMAGE))
+def test_a_damaged_database_stops_with_exit_78_and_deletes_nothing(data: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    DB_DAMAGE[damage](data / "library.sqlite")
     assert cli.main(["--config", CONFIG, "-q", "--data-dir", str(data), "articles"]) == 78
     err = capsys.readouterr().err
     assert f"data dir {data}: the index cannot be read" in err and "bron ingest PATH" in err
     assert "Traceback" not in err
-    assert sorted(p.name for p in data.glob("gen-*")) == ["gen-000001", "gen-000002"], "nothing is deleted"
+    assert _segments(data) == ["seg-000001", "seg-000002"], "nothing is deleted"
+
+
+def test_a_segment_no_transaction_registered_is_deleted_at_start(data: Path, config: Config, encoders: list) -> None:
+    shutil.copytree(data / "segments" / "seg-000002", data / "segments" / "seg-000007")
+    (data / "segments" / "tmp-000008-1").mkdir()
+    library = Library.open(data, config, encoders=encoders)
+    assert _segments(data) == ["seg-000001", "seg-000002"]
+    assert len(_titles(library)) == 2
 
 
 def test_disk_full_keeps_the_previous_index_and_leaves_nothing_behind(
@@ -174,11 +151,11 @@ def test_disk_full_keeps_the_previous_index_and_leaves_nothing_behind(
         path.write_bytes(b"\0" * 10)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store.VectorIndex, "save", full)
+    monkeypatch.setattr(segment.VectorIndex, "save", full)
     with pytest.raises(IndexWriteFailed) as failed:
         bron.ingest([storm])
     assert failed.value.params["reason"] == "no space left on the disk"
-    assert sorted(p.name for p in data.iterdir()) == ["CURRENT", "gen-000001", "gen-000002", "ingest.lock"]
+    assert _segments(data) == ["seg-000001", "seg-000002"]
     assert len(bron.library.articles()) == 2
     assert len(Library.open(data, config, encoders=encoders).articles()) == 2
 

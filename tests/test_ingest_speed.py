@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 
 import embeddings.encoder
 from bot.core import Bron
-from embeddings.store import read_snapshot
 from support import REPO, SEED_QUESTION_NL
 
 SEED = REPO / "corpus" / "anha-expert-waarschuwt-isis-europa.txt"
@@ -37,8 +35,7 @@ def _corpus(tmp_path: Path) -> Path:
 
 
 def _manifest(bron: Bron) -> dict:
-    lib = bron.library
-    return json.loads((lib.data_dir / (lib.data_dir / "CURRENT").read_text() / "manifest.json").read_text())
+    return bron.library.store.meta()
 
 
 def _count_encodes(monkeypatch: pytest.MonkeyPatch, encoder: object) -> list[int]:
@@ -59,7 +56,7 @@ def test_default_config_neither_loads_nor_embeds_with_minilm(make_bron: Callable
     bron = make_bron(_corpus(tmp_path))
     assert bron.config.retrieval.weight_dense == 0
     assert [e.name for e in bron.library.encoders] == ["e5-small"]
-    assert list(bron.library.snapshot.data.chunk_vectors) == ["e5-small"]
+    assert [list(s.chunk_vectors) for s in bron.library.view.segments] == [["e5-small"]]
     manifest = _manifest(bron)
     assert manifest["encoders"] == ["e5-small"]
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained
@@ -72,27 +69,28 @@ def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
     data_dir = tmp_path / "data"
     old = make_bron(corpus, data_dir=data_dir, retrieval_weight_dense=0.1)
     assert _manifest(old)["encoders"] == [MINILM, "e5-small"]
-    live = (data_dir / "CURRENT").read_text()
-    snap = read_snapshot(data_dir, live.strip())
+    version = _manifest(old)["version"]
+    [seed_segment] = old.library.view.segments
+    seed_sentences = np.asarray(seed_segment.sentence_vectors).copy()
 
     monkeypatch.setattr(embeddings.encoder, "SentenceEncoder", NoMiniLM)
     e5 = old.library.sentence_encoder
     calls = _count_encodes(monkeypatch, e5)
     bron = make_bron(corpus, data_dir=data_dir)
-    assert (data_dir / "CURRENT").read_text() == live, "opening rewrote the index"
+    assert _manifest(bron)["version"] == version, "opening rewrote the index"
     assert calls == [], "opening re-embedded passages"
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained
 
-    # The next ingest embeds only the new article and drops the unused MiniLM vectors.
+    # The next ingest embeds only the new article, and only with e5.
     (corpus / "trein.txt").write_text(TRAIN, encoding="utf-8")
     report = bron.ingest([corpus])
     assert report.added == ["Treinstoring legt verkeer rond Utrecht plat"] and report.unchanged == 1
-    data = bron.library.snapshot.data
-    new_texts = sum(1 for c in data.chunks if c.article_id != data.articles[0].id) + sum(1 for s in data.sentences if s.article_id != data.articles[0].id)
+    view = bron.library.view
+    [train_id] = report.added_ids
+    new_texts = len(view.article_chunks(train_id)) + len(view.article_sentence_ids(train_id))
     assert sum(calls) == new_texts + 1, "the new passages, sentences and lead"
-    assert list(data.chunk_vectors) == ["e5-small"] and _manifest(bron)["encoders"] == ["e5-small"]
-    assert np.array_equal(data.article_vectors[:1], snap.article_vectors)
-    assert np.allclose(data.sentence_vectors[: len(snap.sentences)], snap.sentence_vectors)
+    assert list(view.segments[-1].chunk_vectors) == ["e5-small"] and _manifest(bron)["encoders"] == ["e5-small"]
+    assert np.array_equal(np.asarray(view.segments[0].sentence_vectors), seed_sentences), "the seed article was not re-embedded"
     assert "Amersfoort" in bron.answer("Welke treinen reden niet door de storing bij Utrecht?", "t").passages[0].text
 
 
@@ -102,13 +100,15 @@ def test_switching_weight_dense_on_embeds_only_the_missing_passage_vectors(
     corpus = _corpus(tmp_path)
     data_dir = tmp_path / "data"
     first = make_bron(corpus, data_dir=data_dir)
-    before = first.library.snapshot.data
+    [before] = first.library.view.segments
+    e5_before = np.asarray(before.chunk_vectors["e5-small"]).copy()
+    sentences_before = np.asarray(before.sentence_vectors).copy()
     calls = _count_encodes(monkeypatch, first.library.sentence_encoder)
     bron = make_bron(corpus, data_dir=data_dir, retrieval_weight_dense=0.1)
     assert calls == [], "the e5 vectors were recomputed"
-    data = bron.library.snapshot.data
-    assert list(data.chunk_vectors) == [MINILM, "e5-small"] and _manifest(bron)["encoders"] == [MINILM, "e5-small"]
-    assert data.chunk_vectors[MINILM].shape == (len(data.chunks), 384)
-    assert np.array_equal(data.chunk_vectors["e5-small"], before.chunk_vectors["e5-small"])
-    assert np.array_equal(data.sentence_vectors, before.sentence_vectors)
+    [after] = bron.library.view.segments
+    assert list(after.chunk_vectors) == [MINILM, "e5-small"] and _manifest(bron)["encoders"] == [MINILM, "e5-small"]
+    assert after.chunk_vectors[MINILM].shape == (after.chunks, 384)
+    assert np.array_equal(np.asarray(after.chunk_vectors["e5-small"]), e5_before)
+    assert np.array_equal(np.asarray(after.sentence_vectors), sentences_before)
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained

@@ -66,8 +66,8 @@ def test_ingests_feed_polls_and_index_size_are_counted() -> None:
                       report=IngestReport(added=["d"]))
     metrics.feed_poll(poll)
     metrics.feed_poll(None)
-    snapshot = SimpleNamespace(name="", articles={1: None, 2: None}, data=SimpleNamespace(chunks=[0] * 7))
-    metrics.watch_index(lambda: snapshot, REPO)
+    view = SimpleNamespace(article_count=2, chunk_count=7)
+    metrics.watch_index(lambda: view, REPO)
     got = {(s.name, tuple(sorted(s.labels.items()))): s.value
            for f in text_string_to_metric_families(metrics.text().decode()) for s in f.samples}
     assert got[("bron_ingested_articles_total", (("reason", ""), ("result", "added")))] == 3

@@ -59,7 +59,7 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
 
     ``keys`` maps the library's article ids to the set's article ids.
     """
-    snap = library.snapshot
+    snap = library.view
     main = library.sentence_encoder
     settings = library.settings()
     settings = type(settings)(**{**settings.__dict__, "top_k": DEPTH})
@@ -80,15 +80,15 @@ def collect(library, questions: Sequence[dict], keys: dict[int, str], progress: 
             answer = normalise(q["answer"]) if gold is not None and kind == "present" else None
             y, hit_of_row = [], []
             for h, sid, _ in rows:
-                s = snap.data.sentences[sid]
-                text = snap.articles[s.article_id].text[s.start : s.end]
+                s = snap.sentence(sid)
+                text = snap.article(s.article_id).text[s.start : s.end]
                 ok = answer is not None and keys.get(s.article_id) == gold and answer in normalise(text)
                 y.append(1.0 if ok else 0.0)
                 hit_of_row.append(h)
             quote_hits = []
             for hit in hits:
-                article_id = snap.data.chunks[hit.chunk_id].article_id
-                quote = snap.articles[article_id].text[hit.start : hit.end]
+                article_id = snap.chunk(hit.chunk_id).article_id
+                quote = snap.article(article_id).text[hit.start : hit.end]
                 quote_hits.append(answer is not None and keys.get(article_id) == gold and answer in normalise(quote))
             out.append(
                 Asked(

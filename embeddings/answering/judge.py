@@ -13,7 +13,7 @@ from embeddings.answering.questions import read_question
 from embeddings.answering.signals import Candidate, article_prefixes, signals
 from embeddings.lexical import stem_set
 from embeddings.retriever import Hit
-from embeddings.snapshot import Snapshot
+from embeddings.storage.view import View
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,16 @@ class ArticleWords:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, snapshot: Snapshot, article_id: int) -> tuple[frozenset[str], frozenset[str]]:
-        """(stems, name prefixes) of one article of ``snapshot``."""
-        key = (snapshot.name, article_id)
+    def get(self, view: View, article_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        """(stems, name prefixes) of one article of ``view``."""
+        a = view.article(article_id)
+        if a is None:
+            return frozenset(), frozenset()
+        key = (a.hash, article_id)  # an updated article has another hash
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        a = snapshot.articles[article_id]
         text = f"{a.title}\n{a.text}"
         value = (frozenset(stem_set(text)), article_prefixes(text))
         with self._lock:
@@ -51,45 +53,58 @@ class ArticleWords:
 
 
 def candidate_signals(
-    snapshot: Snapshot, question: str, language: str, query: np.ndarray, main: str, hits: list[Hit], words: ArticleWords
+    view: View, question: str, language: str, query: np.ndarray, main: str, hits: list[Hit], words: ArticleWords
 ) -> list[tuple[int, int, list[float]]]:
     """(hit index, sentence id, signal values) for every sentence of every quote in ``hits``."""
-    data = snapshot.data
     terms = read_question(question)
     rows: list[tuple[int, int, Candidate]] = []
     stems_of: dict[int, frozenset[str]] = {}
 
-    def sentence_stems(sid: int) -> frozenset[str]:
+    def sentence_stems(sid: int, text: str) -> frozenset[str]:
         if sid not in stems_of:
-            s = data.sentences[sid]
-            stems_of[sid] = frozenset(stem_set(snapshot.articles[s.article_id].text[s.start : s.end]))
+            s = view.sentence(sid)
+            stems_of[sid] = frozenset(stem_set(text[s.start : s.end]))
         return stems_of[sid]
 
     for h, hit in enumerate(hits):
-        article_id = data.chunks[hit.chunk_id].article_id
-        article = snapshot.articles[article_id]
-        stems, prefixes = words.get(snapshot, article_id)
-        article_cos = float(data.article_vectors[snapshot.article_rows[article_id]] @ query)
-        for cid in range(hit.first, hit.last + 1):
-            chunk = data.chunks[cid]
-            passage_cos = float(data.chunk_vectors[main][cid] @ query)
+        article_id = view.chunk(hit.chunk_id).article_id
+        article = view.article(article_id)
+        if article is None:
+            continue
+        stems, prefixes = words.get(view, article_id)
+        vector = view.article_vector(article_id)
+        article_cos = float(vector @ query) if vector is not None else 0.0
+        chunk_ids = list(range(hit.first, hit.last + 1))
+        passage_cos = view.chunk_vectors(chunk_ids, main) @ query
+        for cid, pcos in zip(chunk_ids, passage_cos):
+            chunk = view.chunk(cid)
             ids = list(range(chunk.first_sentence, chunk.last_sentence + 1))
             if not ids:
                 continue
-            sims = data.sentence_vectors[ids] @ query
+            sims = view.sentence_vectors(ids) @ query
             for sid, sim in zip(ids, sims):
-                s = data.sentences[sid]
-                before = sentence_stems(sid - 1) if sid > 0 and data.sentences[sid - 1].article_id == article_id else frozenset()
+                s = view.sentence(sid)
+                previous = _sentence_or_none(view, sid - 1)
+                before = sentence_stems(sid - 1, article.text) if previous is not None and previous.article_id == article_id else frozenset()
                 candidate = Candidate(
-                    article.text[s.start : s.end], sentence_stems(sid), before, float(sim), passage_cos, article_cos, stems, prefixes, article.language != language
+                    article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(sim), float(pcos),
+                    article_cos, stems, prefixes, article.language != language,
                 )
                 rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)
     return [(h, sid, signals(terms, c, best)) for h, sid, c in rows]
 
 
+def _sentence_or_none(view: View, sentence_id: int):
+    """The sentence, or None when no segment of the view holds that id."""
+    try:
+        return view.sentence(sentence_id) if sentence_id >= 0 else None
+    except KeyError:
+        return None
+
+
 def judge(
-    snapshot: Snapshot,
+    view: View,
     question: str,
     language: str,
     query: np.ndarray,
@@ -99,7 +114,7 @@ def judge(
     words: ArticleWords,
 ) -> list[Judged]:
     """Each hit with its most answering sentence and that sentence's probability, in hit order."""
-    rows = candidate_signals(snapshot, question, language, query, main, hits, words)
+    rows = candidate_signals(view, question, language, query, main, hits, words)
     if not rows:
         return [Judged(hit, (hit.start, hit.end), 0.0) for hit in hits]
     probs = model.probabilities(np.asarray([r[2] for r in rows], dtype="float64"))
@@ -113,6 +128,6 @@ def judge(
             out.append(Judged(hit, (hit.start, hit.end), 0.0))
             continue
         p, sid = best[h]
-        s = snapshot.data.sentences[sid]
+        s = view.sentence(sid)
         out.append(Judged(hit, (s.start, s.end), p))
     return out

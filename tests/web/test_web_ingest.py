@@ -88,7 +88,7 @@ def test_same_article_is_indexed_once_and_a_changed_page_replaces_it(web_bron: C
     passages = bron.answer(question, "t").passages
     assert "Malieveld" in passages[0].text
     assert all("Binnenhof" not in p.text for p in passages if p.article.id == first.article.id), "old chunks are gone"
-    snapshot = bron.library.snapshot
+    snapshot = bron.library.view
     assert all("Binnenhof" not in snapshot.chunk_text(c) for c in snapshot.article_chunks(first.article.id))
 
     removed = bron.remove(str(first.article.id))

@@ -1,4 +1,6 @@
-"""On-disk snapshots of the index: SQLite metadata plus FAISS vectors, swapped in atomically.
+"""The data directory layout before segments (Bron < 0.x): read once, to migrate it.
+
+On-disk snapshots of the index: SQLite metadata plus FAISS vectors, swapped in atomically.
 
 Layout of the data directory::
 

@@ -1,0 +1,151 @@
+"""BM25 keyword search that grows segment by segment.
+
+Each segment stores its own postings (term -> passages and term frequencies, plus passage lengths)
+as arrays that are memory-mapped, never rebuilt when another segment is added. Document
+frequencies, the passage count and the mean length are summed over the segments at query time, so
+the scores are those of one index over all passages (the Lucene formula bm25s uses by default:
+idf = ln(1 + (N - df + 0.5) / (df + 0.5)), k1 = 1.5, b = 0.75). Passages of removed articles keep
+counting in N and df until their segment is merged; on newsqa-dev-sized news that moves no ranking.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+K1 = 1.5
+B = 0.75
+# Stems longer than this are cut (fixed-width arrays); a 32-character stem is already unique.
+MAX_TERM = 32
+FILES = ("bm25-terms.npy", "bm25-starts.npy", "bm25-rows.npy", "bm25-tf.npy", "bm25-lengths.npy")
+
+
+@dataclass
+class Postings:
+    """One segment's postings: for term ``terms[t]``, rows ``rows[starts[t]:starts[t+1]]`` with ``tf``."""
+
+    terms: np.ndarray  # sorted, dtype <U{MAX_TERM}
+    starts: np.ndarray  # int64, len(terms) + 1
+    rows: np.ndarray  # int32, row of the passage inside its segment
+    tf: np.ndarray  # uint16
+    lengths: np.ndarray  # int32, tokens per passage row
+
+    @classmethod
+    def build(cls, docs: Sequence[Sequence[str]]) -> Postings:
+        """Postings of token lists (one per passage row)."""
+        triples: list[tuple[str, int, int]] = []
+        for row, tokens in enumerate(docs):
+            for term, n in Counter(t[:MAX_TERM] for t in tokens).items():
+                triples.append((term, row, n))
+        lengths = np.asarray([len(d) for d in docs], dtype="int32")
+        if not triples:
+            empty = np.zeros(0, dtype=f"<U{MAX_TERM}")
+            return cls(empty, np.zeros(1, dtype="int64"), np.zeros(0, "int32"), np.zeros(0, "uint16"), lengths)
+        terms_all = np.asarray([t[0] for t in triples], dtype=f"<U{MAX_TERM}")
+        rows = np.asarray([t[1] for t in triples], dtype="int32")
+        tf = np.minimum(np.asarray([t[2] for t in triples]), 65535).astype("uint16")
+        return cls._grouped(terms_all, rows, tf, lengths)
+
+    @classmethod
+    def _grouped(cls, terms_all: np.ndarray, rows: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> Postings:
+        order = np.lexsort((rows, terms_all))
+        terms_all, rows, tf = terms_all[order], rows[order], tf[order]
+        terms, first = np.unique(terms_all, return_index=True)
+        starts = np.append(first, len(terms_all)).astype("int64")
+        return cls(terms, starts, rows.astype("int32"), tf.astype("uint16"), lengths.astype("int32"))
+
+    @classmethod
+    def merge(cls, parts: Sequence[tuple[Postings, np.ndarray]], size: int) -> Postings:
+        """The postings of a merged segment of ``size`` rows: ``parts`` pairs each old segment's
+        postings with the new row of each of its rows (-1 drops the passage). Nothing is re-tokenised."""
+        lengths = np.zeros(size, dtype="int32")
+        terms, rows, tfs = [], [], []
+        for postings, new_row in parts:
+            new_row = np.asarray(new_row, dtype="int64")
+            kept = np.flatnonzero(new_row >= 0)
+            lengths[new_row[kept]] = np.asarray(postings.lengths)[kept]
+            term_of = np.repeat(np.arange(len(postings.terms)), np.diff(np.asarray(postings.starts)))
+            mapped = new_row[np.asarray(postings.rows)]
+            keep = mapped >= 0
+            terms.append(np.asarray(postings.terms)[term_of[keep]])
+            rows.append(mapped[keep])
+            tfs.append(np.asarray(postings.tf)[keep])
+        if not sum(len(t) for t in terms):
+            empty = np.zeros(0, dtype=f"<U{MAX_TERM}")
+            return cls(empty, np.zeros(1, dtype="int64"), np.zeros(0, "int32"), np.zeros(0, "uint16"), lengths)
+        all_terms = np.concatenate(terms).astype(f"<U{MAX_TERM}")
+        return cls._grouped(all_terms, np.concatenate(rows), np.concatenate(tfs), lengths)
+
+    def save(self, folder: Path) -> None:
+        """Write the five arrays into ``folder``."""
+        for name, array in zip(FILES, (self.terms, self.starts, self.rows, self.tf, self.lengths)):
+            np.save(folder / name, array)
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """Memory-map the arrays written by :meth:`save`."""
+        arrays = [np.load(folder / name, mmap_mode="r", allow_pickle=False) for name in FILES]
+        return cls(*arrays)
+
+    def lookup(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, tf) of one term; empty arrays when the segment lacks it."""
+        term = term[:MAX_TERM]
+        i = int(np.searchsorted(self.terms, term))
+        if i >= len(self.terms) or self.terms[i] != term:
+            return np.zeros(0, "int32"), np.zeros(0, "uint16")
+        a, b = int(self.starts[i]), int(self.starts[i + 1])
+        return np.asarray(self.rows[a:b]), np.asarray(self.tf[a:b])
+
+    @property
+    def tokens(self) -> int:
+        """Total tokens of the segment's passages."""
+        return int(np.asarray(self.lengths, dtype="int64").sum())
+
+
+def search(segments: Sequence[Postings], query: Sequence[str], n: int) -> list[tuple[int, int, float]]:
+    """The ``n`` best (segment index, row, score) for the tokens ``query`` over all segments.
+
+    A token repeated in the query counts as often as it occurs, as in bm25s.
+    """
+    weights = Counter(t[:MAX_TERM] for t in query)
+    if not weights or not segments:
+        return []
+    docs = sum(len(p.lengths) for p in segments)
+    if not docs:
+        return []
+    avgdl = max(sum(p.tokens for p in segments) / docs, 1e-9)
+    found = {term: [p.lookup(term) for p in segments] for term in weights}
+    idf = {}
+    for term, per in found.items():
+        df = sum(len(rows) for rows, _ in per)
+        if df:
+            idf[term] = np.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+    out: list[tuple[int, int, float]] = []
+    for s, postings in enumerate(segments):
+        if not len(postings.lengths):
+            continue
+        scores = np.zeros(len(postings.lengths), dtype="float32")
+        touched = False
+        for term, w in weights.items():
+            if term not in idf:
+                continue
+            rows, tf = found[term][s]
+            if not len(rows):
+                continue
+            touched = True
+            tf = tf.astype("float32")
+            norm = K1 * (1 - B + B * np.asarray(postings.lengths)[rows] / avgdl)
+            scores[rows] += w * idf[term] * tf / (tf + norm)
+        if not touched:
+            continue
+        k = min(n, int(np.count_nonzero(scores)))
+        if k <= 0:
+            continue
+        top = np.argpartition(-scores, k - 1)[:k]
+        out.extend((s, int(r), float(scores[r])) for r in top)
+    out.sort(key=lambda t: -t[2])
+    return out[:n]

@@ -1,0 +1,219 @@
+"""The library database: article metadata and texts, the segment registry, counters (SQLite, WAL).
+
+Readers never block the writer nor each other (WAL); one connection per thread. Every change of
+an ingest is one transaction, together with the registration of the segment holding its vectors,
+so a crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from embeddings.storage.rows import ArticleRow
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE articles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, title TEXT NOT NULL, outlet TEXT,
+    date TEXT, url TEXT, language TEXT NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
+    origin TEXT NOT NULL, first_seen TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    segment INTEGER NOT NULL, passages INTEGER NOT NULL, version INTEGER NOT NULL
+);
+CREATE INDEX articles_version ON articles(version);
+CREATE INDEX articles_origin ON articles(origin);
+CREATE INDEX articles_segment ON articles(segment);
+CREATE INDEX articles_date ON articles(date);
+CREATE INDEX articles_outlet ON articles(outlet);
+CREATE INDEX articles_fingerprint ON articles(fingerprint);
+CREATE TABLE removed (article_id INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX removed_version ON removed(version);
+CREATE TABLE segments (number INTEGER PRIMARY KEY, passages INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+ARTICLE_COLUMNS = "id, key, title, outlet, date, url, language, text, hash, origin, first_seen"
+COUNTERS = {"schema": SCHEMA_VERSION, "version": 0, "next_chunk": 0, "next_sentence": 0, "next_segment": 1}
+
+
+class Database:
+    """Connections to ``library.sqlite`` and the queries Bron needs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def create(path: Path) -> None:
+        """Write an empty database at ``path`` (not in WAL mode yet: a fresh file is renamed into place)."""
+        con = sqlite3.connect(path)
+        try:
+            con.executescript(SCHEMA)
+            con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in COUNTERS.items()])
+            con.commit()
+        finally:
+            con.close()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit; reads see the latest committed state)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+            con.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when it returns; an acknowledged ingest survives a power cut.
+            con.execute("PRAGMA synchronous=FULL")
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for con in self._all:
+                try:
+                    con.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        con = self.connection()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (cheap; polled by readers)."""
+        return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
+
+    # -- meta ------------------------------------------------------------------------------------
+
+    def meta(self, con: sqlite3.Connection | None = None) -> dict[str, object]:
+        """Every meta value, decoded."""
+        con = con or self.connection()
+        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM meta")}
+
+    @staticmethod
+    def set_meta(con: sqlite3.Connection, values: dict[str, object]) -> None:
+        """Store meta values (inside the caller's transaction)."""
+        con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
+
+    # -- articles --------------------------------------------------------------------------------
+
+    def article(self, article_id: int) -> ArticleRow | None:
+        """One article, or None."""
+        row = self.connection().execute(f"SELECT {ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return ArticleRow(*row) if row else None
+
+    def passages(self, article_ids: Iterable[int]) -> dict[int, int]:
+        """Passage counts of the given articles (those that exist)."""
+        ids = list(article_ids)
+        out: dict[int, int] = {}
+        for part in _batches(ids):
+            q = f"SELECT id, passages FROM articles WHERE id IN ({','.join('?' * len(part))})"
+            out.update(self.connection().execute(q, part).fetchall())
+        return out
+
+    def by_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """{key: (id, hash)} of the stored articles among ``keys``."""
+        out: dict[str, tuple[int, str]] = {}
+        for part in _batches(list(keys)):
+            q = f"SELECT key, id, hash FROM articles WHERE key IN ({','.join('?' * len(part))})"
+            out.update({k: (i, h) for k, i, h in self.connection().execute(q, part)})
+        return out
+
+    def by_fingerprints(self, fingerprints: Sequence[str]) -> dict[str, tuple[int, str, str | None, str]]:
+        """{fingerprint: (id, key, url, title)} of stored articles with one of these text fingerprints."""
+        out: dict[str, tuple[int, str, str | None, str]] = {}
+        for part in _batches(list(fingerprints)):
+            q = f"SELECT fingerprint, id, key, url, title FROM articles WHERE fingerprint IN ({','.join('?' * len(part))})"
+            out.update({f: (i, k, u, t) for f, i, k, u, t in self.connection().execute(q, part)})
+        return out
+
+    def keys(self) -> dict[int, str]:
+        """{id: key} of every article (a full scan: evaluation and tools only)."""
+        return dict(self.connection().execute("SELECT id, key FROM articles"))
+
+    def outlets(self) -> list[str]:
+        """The distinct outlet names."""
+        return [r[0] for r in self.connection().execute("SELECT DISTINCT outlet FROM articles WHERE outlet IS NOT NULL")]
+
+    def dated(self) -> list[tuple[int, str | None, str | None]]:
+        """(id, date, outlet) of every article (for questions limited to a period or outlet)."""
+        return self.connection().execute("SELECT id, date, outlet FROM articles").fetchall()
+
+    def under(self, root: str) -> list[tuple[int, str, str]]:
+        """(id, key, origin) of articles read from ``root`` or a file below it (an index range scan)."""
+        con = self.connection()
+        rows = con.execute("SELECT id, key, origin FROM articles WHERE origin = ?", (root,)).fetchall()
+        prefix = root.rstrip("/") + "/"
+        # "0" follows "/" in code-point order: the range holds exactly the paths starting with prefix.
+        rows += con.execute(
+            "SELECT id, key, origin FROM articles WHERE origin >= ? AND origin < ?", (prefix, prefix[:-1] + "0")
+        ).fetchall()
+        return rows
+
+    def count(self) -> int:
+        """Number of articles."""
+        return int(self.connection().execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+    def live(self, since: int | None) -> tuple[list[tuple[int, int]], list[int], int]:
+        """((article id, segment) changed after version ``since`` (all if None), ids removed after it, version)."""
+        con = self.connection()
+        con.execute("BEGIN")  # one consistent read of both tables
+        try:
+            version = int(json.loads(con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]))
+            if since is None:
+                changed = con.execute("SELECT id, segment FROM articles").fetchall()
+                gone: list[int] = []
+            else:
+                changed = con.execute("SELECT id, segment FROM articles WHERE version > ?", (since,)).fetchall()
+                gone = [r[0] for r in con.execute("SELECT article_id FROM removed WHERE version > ?", (since,))]
+        finally:
+            con.execute("COMMIT")
+        return changed, gone, version
+
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(number, passages, dead passages) of every registered segment."""
+        return self.connection().execute("SELECT number, passages, dead FROM segments ORDER BY number").fetchall()
+
+    def page(
+        self, offset: int, limit: int, newest_first: bool = False, since: str | None = None, until: str | None = None,
+        outlets: Sequence[str] = (), title_words: Sequence[str] = (),
+    ) -> list[tuple[int, str, str | None, str | None, str | None, str, int, str]]:
+        """(id, title, outlet, date, url, language, passages, first_seen) of matching articles, by id or newest first."""
+        where, args = [], []
+        if since:
+            where.append("COALESCE(date, first_seen) >= ?")
+            args.append(since)
+        if until:
+            where.append("substr(COALESCE(date, first_seen), 1, 10) <= ?")
+            args.append(until)
+        if outlets:
+            where.append(f"lower(outlet) IN ({','.join('?' * len(outlets))})")
+            args += [o.lower() for o in outlets]
+        for word in title_words:
+            where.append("instr(lower(title), ?) > 0")
+            args.append(word.lower())
+        order = "COALESCE(date, first_seen) DESC, id DESC" if newest_first else "id"
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        q = f"SELECT id, title, outlet, date, url, language, passages, first_seen FROM articles {clause} ORDER BY {order} LIMIT ? OFFSET ?"
+        return self.connection().execute(q, [*args, limit, offset]).fetchall()
+
+
+def _batches(items: list, size: int = 500) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

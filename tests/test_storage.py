@@ -1,0 +1,282 @@
+"""Segmented storage: old data dirs converted, merges, kill -9 during migration and merge,
+other processes seeing an ingest, and BM25 over segments scoring as one index."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+
+import embeddings.library as library_module
+from bot.config import Config
+from bot.core import Bron
+from embeddings.lexical import tokenize
+from embeddings.library import Library
+from embeddings.storage import legacy
+from embeddings.storage.bm25 import Postings, search
+from embeddings.storage.store import Store
+from support import REPO, SEED_QUESTION_NL
+
+CONFIG = str(REPO / "config.yaml")
+TRAIN = (
+    "Treinstoring legt verkeer rond Utrecht plat\n\nDoor een defecte wissel bij Utrecht Centraal reden dinsdagochtend "
+    "urenlang geen treinen richting Amersfoort. ProRail verwacht dat de storing rond het middaguur is verholpen.\n"
+)
+TRAIN_QUESTION = "Welke treinen reden niet door de storing bij Utrecht?"
+TOWNS = ["Zwolle", "Deventer", "Arnhem", "Nijmegen", "Tilburg", "Breda", "Leiden", "Delft", "Haarlem", "Alkmaar"]
+
+
+def _small_articles(folder: Path, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, town in enumerate(TOWNS[:n]):
+        path = folder / f"town-{i}.txt"
+        path.write_text(
+            f"Nieuwe brug in {town}\n\nIn {town} is dinsdag een nieuwe fietsbrug over het kanaal geopend. "
+            f"De brug kostte {i + 2} miljoen euro en verbindt de binnenstad met de nieuwe wijk.\n",
+            encoding="utf-8",
+        )
+        out.append(path)
+    return out
+
+
+def _spy_encoders(monkeypatch: pytest.MonkeyPatch, encoders: list) -> list[int]:
+    calls: list[int] = []
+    for encoder in encoders:
+        original = encoder.encode
+
+        def spy(texts: list[str], original=original) -> np.ndarray:
+            calls.append(len(texts))
+            return original(texts)
+
+        monkeypatch.setattr(encoder, "encode", spy)
+    return calls
+
+
+def _write_legacy(library: Library, target: Path, last_article_id: int) -> None:
+    """Write ``library``'s articles as a data dir of the old layout (CURRENT + gen-000001)."""
+    view = library.view
+    articles, chunks, sentences = [], [], []
+    chunk_vectors, sentence_vectors, article_vectors = [], [], []
+    for article_id in view.article_ids().tolist():
+        a = view.article(article_id)
+        articles.append(legacy.ArticleRow(a.id, a.key, a.title, a.outlet, a.date, a.url, a.language, a.text, a.hash, a.origin))
+        sids = view.article_sentence_ids(article_id)
+        base = len(sentences)
+        for sid in sids:
+            s = view.sentence(sid)
+            sentences.append(legacy.SentenceRow(len(sentences), article_id, s.start, s.end))
+        article_chunks = view.article_chunks(article_id)
+        for c in article_chunks:
+            chunks.append(legacy.ChunkRow(len(chunks), article_id, c.start, c.end, base + c.first_sentence - sids[0], base + c.last_sentence - sids[0]))
+        sentence_vectors.append(view.sentence_vectors(sids))
+        chunk_vectors.append(view.chunk_vectors([c.id for c in article_chunks], "e5-small"))
+        article_vectors.append(view.article_vector(article_id))
+    cfg = library.config.chunking
+    manifest = {"sentence_encoder": "e5-small", "max_chars": cfg.max_chars, "overlap": cfg.overlap_sentences, "last_article_id": last_article_id}
+    data = legacy.SnapshotData(
+        articles, chunks, sentences, {"e5-small": np.concatenate(chunk_vectors)}, np.concatenate(sentence_vectors),
+        np.stack(article_vectors), manifest,
+    )
+    legacy.write_snapshot(target, data)
+
+
+@pytest.fixture(scope="module")
+def old_layout(config: Config, encoders: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir as Bron wrote it before segments: the seed and the train article, ids 1 and 2."""
+    new = Library.open(tmp_path_factory.mktemp("new") / "data", config, encoders=encoders)
+    new.ingest([REPO / "corpus"])
+    train = tmp_path_factory.mktemp("train") / "trein.txt"
+    train.write_text(TRAIN, encoding="utf-8")
+    new.ingest([train])
+    target = tmp_path_factory.mktemp("old") / "data"
+    _write_legacy(new, target, last_article_id=5)
+    assert (target / "CURRENT").read_text() == "gen-000001"
+    return target
+
+
+@pytest.fixture
+def old(old_layout: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(old_layout, copy)
+    return copy
+
+
+def test_an_old_data_dir_is_converted_on_first_start_without_reembedding(
+    old: Path, config: Config, encoders: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = _spy_encoders(monkeypatch, encoders)
+    library = Library.open(old, config, encoders=encoders)
+    assert calls == [], "nothing was re-embedded"
+    assert [(a.id, a.title) for a in library.articles()] == [
+        (1, "Expert waarschuwt voor verwachte aanvallen van ISIS in Europese landen"),
+        (2, "Treinstoring legt verkeer rond Utrecht plat"),
+    ]
+    assert not (old / "CURRENT").exists() and not list(old.glob("gen-*")), "the old snapshots are gone"
+    bron = Bron(config, library)
+    assert "in Turkije" in bron.answer(SEED_QUESTION_NL, "t").passages[0].text
+    assert "Amersfoort" in bron.answer(TRAIN_QUESTION, "t").passages[0].text
+    [town] = _small_articles(tmp_path / "towns", 1)
+    report = library.ingest([town])
+    assert report.added_ids == [6], "ids of removed articles (up to the old last id 5) are not given out again"
+
+
+@pytest.mark.parametrize("point", ["segment written", "database renamed into place"])
+def test_migration_killed_midway_loses_nothing(old: Path, config: Config, encoders: list, point: str) -> None:
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+import embeddings.storage.migrate as m
+from bot.config import load_config
+from embeddings.library import Library
+
+def die(*args, **kwargs):
+    if {point!r} == "segment written":
+        original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if {point!r} == "segment written":
+    original = m.write_segment
+    m.write_segment = die
+else:
+    m._remove_old = die
+Library.open(Path(sys.argv[1]), load_config({CONFIG!r}, environ={{}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(old)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    if point == "segment written":
+        assert (old / "CURRENT").read_text() == "gen-000001" and not Store.exists(old), "the old snapshot is still the index"
+    else:
+        assert Store.exists(old) and (old / "gen-000001").is_dir()
+    library = Library.open(old, config, encoders=encoders)
+    assert [a.id for a in library.articles()] == [1, 2]
+    assert not (old / "CURRENT").exists() and not list(old.glob("gen-*"))
+    assert "Amersfoort" in Bron(config, library).answer(TRAIN_QUESTION, "t").passages[0].text
+
+
+@pytest.fixture
+def many_segments(make_bron: Callable[..., Bron], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bron:
+    """The seed article and ten small ones, each ingested alone, never merged: eleven segments."""
+    bron = make_bron()
+    with monkeypatch.context() as m:
+        m.setattr(Store, "merge_candidates", lambda self: [])
+        for path in _small_articles(tmp_path / "towns", 10):
+            bron.ingest([path])
+    assert len(bron.library.view.segments) == 11
+    return bron
+
+
+def test_segments_are_merged_without_reembedding_and_answers_stay(
+    many_segments: Bron, encoders: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = many_segments.library
+    before = {a.id: a.title for a in library.articles()}
+    calls = _spy_encoders(monkeypatch, encoders)
+    library.compact()
+    assert calls == []
+    assert len(library.view.segments) <= 8
+    assert {a.id: a.title for a in library.articles()} == before
+    answer = many_segments.answer("Hoeveel kostte de fietsbrug in Deventer?", "t")
+    assert "Deventer" in answer.passages[0].text and "3 miljoen" in answer.passages[0].text
+    assert "in Turkije" in many_segments.answer(SEED_QUESTION_NL, "t").passages[0].text
+
+
+def test_merge_killed_midway_loses_nothing(many_segments: Bron, config: Config, encoders: list) -> None:
+    data_dir = many_segments.library.data_dir
+    many_segments.library.store.db.close()
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+from embeddings.storage.store import Store
+from bot.config import load_config
+from embeddings.library import Library
+
+original = Store._write
+def die(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+library = Library.open(Path(sys.argv[1]), load_config({CONFIG!r}, environ={{}}))
+Store._write = die
+library.compact()
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    library = Library.open(data_dir, config, encoders=encoders)
+    assert len(library.articles()) == 11
+    registered = {f"seg-{n:06d}" for n, _, _ in library.store.db.segments()}
+    assert {p.name for p in (data_dir / "segments").iterdir()} == registered, "the half-written merge was deleted"
+    bron = Bron(config, library)
+    assert "Deventer" in bron.answer("Hoeveel kostte de fietsbrug in Deventer?", "t").passages[0].text
+    library.compact()
+    assert len(library.view.segments) <= 8
+
+
+def test_updated_and_removed_articles_leave_the_search_and_rotten_segments_are_rewritten(
+    make_bron: Callable[..., Bron], tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    towns = _small_articles(corpus, 3)
+    bron = make_bron(corpus)
+    first = {a.title: a.id for a in bron.library.articles()}
+    towns[0].write_text(towns[0].read_text(encoding="utf-8").replace("fietsbrug", "voetgangersbrug"), encoding="utf-8")
+    towns[1].unlink()
+    report = bron.ingest([corpus])
+    assert report.updated_ids == [first["Nieuwe brug in Zwolle"]] and report.removed_ids == [first["Nieuwe brug in Deventer"]]
+    answer = bron.answer("Welke brug werd in Zwolle geopend?", "t")
+    quoted = " ".join(p.text for p in answer.passages + answer.more)
+    assert "voetgangersbrug" in quoted and "fietsbrug over het kanaal geopend. De brug kostte 2" not in quoted
+    assert all(p.article.id != first["Nieuwe brug in Deventer"] for p in answer.passages + answer.more)
+    # Two of the three articles of the first segment are dead: it was rewritten with the live one only.
+    segs = bron.library.store.db.segments()
+    assert all(dead == 0 for _, _, dead in segs), segs
+    assert {a.title: a.id for a in bron.library.articles()} == {"Nieuwe brug in Zwolle": first["Nieuwe brug in Zwolle"], "Nieuwe brug in Arnhem": first["Nieuwe brug in Arnhem"]}
+
+
+def test_another_process_sees_an_ingest_within_seconds(
+    make_bron: Callable[..., Bron], config: Config, encoders: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = make_bron()
+    writer = Library.open(reader.library.data_dir, config, encoders=encoders)
+    train = tmp_path / "trein.txt"
+    train.write_text(TRAIN, encoding="utf-8")
+    writer.ingest([train])
+    monkeypatch.setattr(library_module, "REFRESH_SECONDS", 0.0)
+    assert len(reader.library.articles()) == 2
+    assert "Amersfoort" in reader.answer(TRAIN_QUESTION, "t").passages[0].text
+
+
+def test_bm25_over_segments_scores_as_one_bm25s_index() -> None:
+    texts = [
+        "De storing bij Utrecht Centraal legde het treinverkeer plat.",
+        "ProRail verwacht dat de storing rond het middaguur is verholpen.",
+        "In Zwolle is een nieuwe fietsbrug geopend over het kanaal.",
+        "De brug kostte twee miljoen euro en verbindt de binnenstad.",
+        "Treinen richting Amersfoort reden urenlang niet door de storing.",
+        "De gemeente Zwolle betaalde de brug samen met de provincie.",
+        "Storing storing storing: een woord dat vaak terugkomt in dit stuk.",
+    ]
+    docs = [tokenize(t) for t in texts]
+    reference = bm25s.BM25()
+    reference.index(docs, show_progress=False)
+    query = tokenize("Waarom reden de treinen niet door de storing bij Utrecht?")
+    expected = np.asarray(reference.get_scores(query))
+    segments = [Postings.build(docs[:3]), Postings.build(docs[3:5]), Postings.build(docs[5:])]
+    offsets = [0, 3, 5]
+    got = np.zeros(len(texts))
+    for s, row, score in search(segments, query, 100):
+        got[offsets[s] + row] = score
+    assert np.allclose(got, expected, atol=1e-5)
+    merged = Postings.merge([(segments[0], np.arange(3)), (segments[1], np.asarray([3, 4])), (segments[2], np.asarray([5, 6]))], 7)
+    again = np.zeros(len(texts))
+    for _, row, score in search([merged], query, 100):
+        again[row] = score
+    assert np.allclose(again, expected, atol=1e-5)
