@@ -286,9 +286,10 @@ class Follow:
                 index = self._stories(db)
                 baseline = db.execute("SELECT value FROM meta WHERE key = 'baseline'").fetchone() is None
                 subs = db.execute("SELECT id, chat, topic, language, ui FROM subscriptions ORDER BY id").fetchall()
-            infos = {a.id: a for a in self.library.articles()}
-            new = sorted(i for i in infos if i not in index)
-            changed = sorted({i for i in updated if i in infos and i in index})
+            live = self._live_ids()
+            new = sorted(i for i in live if i not in index)
+            changed = sorted({i for i in updated if i in live and i in index})
+            infos = {i: info for i in new + changed if (info := self.library.article(i)) is not None}
             if not new and not changed and not baseline:
                 return ScanReport()
             now = self.now()
@@ -323,6 +324,14 @@ class Follow:
             self._notify()
         return report
 
+    def _live_ids(self) -> set[int]:
+        """Ids of every indexed article: from the segment store's live-article array when there is one
+        (no article rows read), else from the article list."""
+        view = getattr(self.library, "view", None)
+        if view is not None and hasattr(view, "article_ids"):
+            return {int(i) for i in view.article_ids()}
+        return {a.id for a in self.library.articles()}
+
     def _match(self, subs, infos: dict[int, ArticleInfo], candidates: list[int], index: StoryIndex) -> list[tuple[dict, int, Push]]:
         """(subscription, story, push) for every followed topic a candidate article answers."""
         if not subs or not candidates:
@@ -340,6 +349,8 @@ class Follow:
                 if passage.confidence >= threshold and (aid not in best or passage.confidence > best[aid].confidence):
                     best[aid] = passage
             for aid, passage in sorted(best.items()):
+                if aid not in infos:
+                    continue  # removed meanwhile
                 hs, he = passage.highlight
                 push = Push(group[0]["topic"], passage.text[hs:he].strip() or passage.text.strip(), infos[aid], round(passage.confidence, 4))
                 story = index.story_of(aid)
