@@ -202,6 +202,12 @@ class Library:
         assert self._view is not None
         return self._view
 
+    @property
+    def snapshot(self) -> View:
+        """The current view under its former name (tools written for whole-index snapshots read
+        ``.snapshot.name`` to tell states apart; a view's name changes with every commit)."""
+        return self.view
+
     def refresh(self, force: bool = False) -> None:
         """Renew the view when the database changed; checked at most every couple of seconds."""
         now = time.monotonic()
