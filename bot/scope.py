@@ -49,6 +49,8 @@ _REPORTED = re.compile(
 _LATEST = re.compile(r"\b(laatste nieuws|laatste|nieuwste|recentste|meest recente|latest|newest|most recent)\b", re.I)
 
 NEWS, SOFT = "news", "soft"
+# Words that only frame a question's scope ("Nieuws van vorige week: …", "News from NOS: …").
+_FRAME = frozenset("nieuws news van from uit of artikelen articles berichten reports het de the in over about".split())
 Period = tuple[dt.date, dt.date]
 
 
@@ -204,5 +206,9 @@ def read_scope(question: str, today: dt.date, outlets: Iterable[str] = ()) -> Sc
         named = [known.get(normalise_outlet(m.group(1)), m.group(1)) for m in matches]
         rest = pattern.sub(" ", rest)
     latest = bool(_LATEST.search(rest))
+    # "Nieuws van vorige week: wie …?" leaves "Nieuws van : wie …?"; the frame is not part of what is asked.
+    head, colon, tail = rest.partition(":")
+    if colon and tail.strip() and all(w.lower() in _FRAME for w in re.findall(r"\w+", head)):
+        rest = tail
     rest = re.sub(r"\s+([?.!,])", r"\1", " ".join(rest.split())).strip(" ,")
     return Scope(since, until, strength, tuple(dict.fromkeys(named)), latest, rest if len(rest) > 2 else question)
