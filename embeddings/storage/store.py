@@ -170,6 +170,8 @@ class Store:
         try:
             seg = Segment(folder, number)
         except SegmentError as err:
+            if number not in {n for n, _, _ in self.db.segments()}:
+                return None  # merged away by another process since the registry was read: not damage
             if number not in self.broken:
                 log.warning("cannot read segment %s; its articles cannot be found until it is repaired", err)
             self.broken[number] = str(err)
@@ -282,7 +284,15 @@ class Store:
         rotten = [n for n, p, d in segs if p and d / p > MAX_DEAD and p - d > 0]
         small = [(size, n) for size, n in live if size < MAX_MERGED_PASSAGES]
         if len(live) > MAX_SEGMENTS and len(small) >= 2:
-            smallest = [n for _, n in sorted(small)[:MERGE_WIDTH]]
+            # The smallest, up to MERGE_WIDTH of them and two million passages together (a merge holds
+            # its vectors in memory: ~2 GB of float16 per million passages with their sentences).
+            smallest: list[int] = []
+            total = 0
+            for size, n in sorted(small):
+                if len(smallest) == MERGE_WIDTH or (len(smallest) >= 2 and total + size > 2 * MAX_MERGED_PASSAGES):
+                    break
+                smallest.append(n)
+                total += size
             return sorted(set(smallest) | set(rotten))
         return sorted(rotten)
 
