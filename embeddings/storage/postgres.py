@@ -796,3 +796,125 @@ class PgView:
         rows = self.db.query(sql, args)
         self._remember(r[:6] for r in rows)
         return {int(r[0]): float(r[6]) for r in rows if r[6] > 0}
+
+
+# -- bron migrate --------------------------------------------------------------------------------
+
+
+def copy_from_embedded(data_dir, dsn: str, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Copy the embedded library in ``data_dir`` into the (upgraded, empty) database ``dsn`` without
+    re-embedding: texts and metadata from SQLite, vectors, spans and postings from the segments;
+    ids stay the same. One transaction: on any error the database is left as it was."""
+    from pathlib import Path
+
+    from psycopg.types.json import Jsonb
+
+    from embeddings.storage.store import Store, StoreError
+
+    data_dir = Path(data_dir)
+    if not Store.exists(data_dir):
+        raise StoreError(f"{data_dir}: no embedded library (library.sqlite) to migrate")
+    source = Store(data_dir)
+    source.check()
+    view = source.view()
+    if source.broken:
+        raise StoreError(f"{data_dir}: damaged segment(s) {', '.join(map(str, sorted(source.broken)))}; start Bron on it once to repair them")
+    meta = source.meta()
+    main = str(meta.get("sentence_encoder", ""))
+    sqlite = source.db.connection()
+    target = PgStore(dsn)
+    target.check()
+    con = target.db.connect(autocommit=True)
+    totals = {"articles": 0, "passages": 0, "sentences": 0, "postings": 0}
+    tokens = 0
+    try:
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+            if con.execute("SELECT EXISTS (SELECT 1 FROM articles)").fetchone()[0]:
+                raise StoreError(f"PostgreSQL database {redact(dsn)} already holds articles; migrate into an empty one")
+            done = 0
+            for seg in view.segments:
+                if main not in seg.chunk_vectors:
+                    raise StoreError(f"segment {seg.name} has no {main} passage vectors")
+                rows = sqlite.execute(
+                    "SELECT id, key, title, outlet, date, url, language, text, hash, origin, first_seen, fingerprint, passages"
+                    " FROM articles WHERE segment = ? ORDER BY id", (seg.number,),
+                ).fetchall()
+                if not rows:
+                    continue
+                live = np.asarray([r[0] for r in rows], dtype="int64")
+                chunk_article = np.asarray(seg.chunk_article)
+                chunk_rows = np.flatnonzero(np.isin(chunk_article, live))
+                sentence_rows = np.flatnonzero(np.isin(np.asarray(seg.sentence_article), live))
+                lengths = np.asarray(seg.postings.lengths)
+                with con.cursor() as cur:
+                    with cur.copy(
+                        "COPY articles (id, key, title, outlet, date, url, language, text, hash, origin, first_seen,"
+                        " fingerprint, passages, version, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                    ) as copy:
+                        copy.set_types(["int8", "text", "text", "text", "text", "text", "text", "text", "text", "text",
+                                        "text", "text", "int4", "int8", "vector"])
+                        for r in rows:
+                            copy.write_row((*r, 1, _vec(seg.article_vector(int(r[0])))))
+                    sentence_vectors = np.asarray(seg.sentence_vectors)
+                    with cur.copy("COPY sentences (id, article_id, start, stop, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                        copy.set_types(["int8", "int8", "int4", "int4", "vector"])
+                        for i in sentence_rows:
+                            start, end = seg.sentence_span[i]
+                            copy.write_row((seg.sentence_base + int(i), int(seg.sentence_article[i]), int(start), int(end),
+                                            _vec(sentence_vectors[i])))
+                    vectors = np.asarray(seg.chunk_vectors[main])
+                    with cur.copy(
+                        "COPY passages (id, article_id, start, stop, first_sentence, last_sentence, length, embedding)"
+                        " FROM STDIN WITH (FORMAT BINARY)"
+                    ) as copy:
+                        copy.set_types(["int8", "int8", "int4", "int4", "int8", "int8", "int4", "vector"])
+                        for i in chunk_rows:
+                            start, end = seg.chunk_span[i]
+                            first, last = seg.chunk_sentences[i]
+                            copy.write_row((seg.chunk_base + int(i), int(chunk_article[i]), int(start), int(end), int(first),
+                                            int(last), int(lengths[i]), _vec(vectors[i])))
+                    others = [e for e in seg.chunk_vectors if e != main]
+                    if others:
+                        with cur.copy("COPY passage_vectors (encoder, passage, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                            copy.set_types(["text", "int8", "vector"])
+                            for enc in others:
+                                ev = np.asarray(seg.chunk_vectors[enc])
+                                for i in chunk_rows:
+                                    copy.write_row((enc, seg.chunk_base + int(i), _vec(ev[i])))
+                    postings = seg.postings
+                    term_of = np.repeat(np.arange(len(postings.terms)), np.diff(np.asarray(postings.starts)))
+                    prow = np.asarray(postings.rows)
+                    keep = np.isin(prow, chunk_rows)
+                    terms = np.asarray(postings.terms)
+                    tfs = np.asarray(postings.tf)
+                    with cur.copy("COPY postings (term, passage, article_id, tf, length) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                        copy.set_types(["text", "int8", "int8", "int4", "int4"])
+                        for t, r, tf in zip(term_of[keep], prow[keep], tfs[keep]):
+                            copy.write_row((str(terms[t]), seg.chunk_base + int(r), int(chunk_article[r]), int(tf), int(lengths[r])))
+                    totals["postings"] += int(keep.sum())
+                totals["articles"] += len(rows)
+                totals["passages"] += len(chunk_rows)
+                totals["sentences"] += len(sentence_rows)
+                tokens += int(lengths[chunk_rows].sum())
+                done += len(rows)
+                if progress:
+                    progress(done, view.article_count)
+            con.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
+            seq = sqlite.execute("SELECT seq FROM sqlite_sequence WHERE name = 'articles'").fetchone()
+            top = max(int(seq[0]) if seq else 0, int(view.article_ids().max()) if view.article_count else 0)
+            if top:
+                con.execute("SELECT setval(pg_get_serial_sequence('articles', 'id'), %s)", (top,))
+            settings = {k: v for k, v in meta.items() if k in ("encoders", "sentence_encoder", "max_chars", "overlap")}
+            values = {**settings, "version": 1, "next_chunk": int(meta["next_chunk"]), "next_sentence": int(meta["next_sentence"]),
+                      "articles": totals["articles"], "passages": totals["passages"], "tokens": tokens}
+            with con.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO bron_meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [(k, Jsonb(v)) for k, v in values.items()],
+                )
+        con.execute("ANALYZE")
+    finally:
+        con.close()
+        source.db.close()
+    return totals
