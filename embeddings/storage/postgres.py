@@ -625,6 +625,8 @@ class PgView:
         self.segments: list = []  # the embedded backend's; none here
         self._articles: OrderedDict[int, ArticleRow | None] = OrderedDict()
         self._chunks: dict[int, ChunkRow] = {}
+        self._sentences: dict[int, SentenceRow | None] = {}
+        self._article_vectors: dict[int, np.ndarray | None] = {}
         self._lock = threading.Lock()
 
     # -- articles --------------------------------------------------------------------------------
@@ -648,8 +650,15 @@ class PgView:
         return np.asarray([r[0] for r in self.db.query("SELECT id FROM articles ORDER BY id")], dtype="int64")
 
     def article_vector(self, article_id: int) -> np.ndarray | None:
+        if article_id in self._article_vectors:
+            return self._article_vectors[article_id]
         rows = self.db.query("SELECT embedding FROM articles WHERE id = %s", (int(article_id),), binary=True)
-        return _arr(rows[0][0]) if rows else None
+        vector = _arr(rows[0][0]) if rows else None
+        with self._lock:
+            if len(self._article_vectors) > ARTICLE_CACHE:
+                self._article_vectors.clear()
+            self._article_vectors[article_id] = vector
+        return vector
 
     # -- passages and sentences ------------------------------------------------------------------
 
@@ -674,10 +683,16 @@ class PgView:
         return self._remember(rows)[0]
 
     def sentence(self, sentence_id: int) -> SentenceRow:
-        rows = self.db.query("SELECT id, article_id, start, stop FROM sentences WHERE id = %s", (int(sentence_id),))
-        if not rows:
+        if sentence_id in self._sentences:
+            row = self._sentences[sentence_id]
+        else:
+            rows = self.db.query("SELECT id, article_id, start, stop FROM sentences WHERE id = %s", (int(sentence_id),))
+            row = SentenceRow(*(int(x) for x in rows[0])) if rows else None
+            with self._lock:
+                self._sentences[sentence_id] = row
+        if row is None:
             raise KeyError(sentence_id)
-        return SentenceRow(*(int(x) for x in rows[0]))
+        return row
 
     def _vectors(self, sql: str, ids: Sequence[int], args: tuple = ()) -> np.ndarray:
         wanted = [int(i) for i in ids]
@@ -696,7 +711,25 @@ class PgView:
                              chunk_ids, (encoder,))
 
     def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray:
-        return self._vectors("SELECT id, embedding FROM sentences WHERE id = ANY(%s)", sentence_ids)
+        """Vectors of sentences; their rows (and the row before the first, which the answer judge
+        reads next) are cached on the way."""
+        wanted = [int(i) for i in sentence_ids]
+        if not wanted:
+            return np.zeros((0, DIM), dtype="float32")
+        asked = sorted({*wanted, min(wanted) - 1})
+        rows = self.db.query("SELECT id, article_id, start, stop, embedding FROM sentences WHERE id = ANY(%s)", (asked,), binary=True)
+        found = {int(r[0]): _arr(r[4]) for r in rows}
+        with self._lock:
+            if len(self._sentences) > CHUNK_CACHE:
+                self._sentences.clear()
+            for i in asked:
+                self._sentences[i] = None
+            for i, a, start, stop, _ in rows:
+                self._sentences[int(i)] = SentenceRow(int(i), int(a), int(start), int(stop))
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise KeyError(missing[0])
+        return np.asarray([found[i] for i in wanted], dtype="float32")
 
     def has_vectors(self, encoder: str) -> bool:
         if encoder == self.main or not self.chunk_count:
