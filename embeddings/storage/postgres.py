@@ -705,6 +705,17 @@ class PgView:
         return np.asarray([_arr(found[i]) for i in wanted], dtype="float32")
 
     def chunk_vectors(self, chunk_ids: Sequence[int], encoder: str) -> np.ndarray:
+        """Passage vectors; the article vectors of those passages, which retrieval reads next, are
+        fetched on the way (one query instead of one per article)."""
+        articles = {c.article_id for c in (self._chunks.get(int(i)) for i in chunk_ids) if c is not None}
+        articles -= set(self._article_vectors)
+        if len(articles) > 1:
+            rows = self.db.query("SELECT id, embedding FROM articles WHERE id = ANY(%s)", (sorted(articles),), binary=True)
+            with self._lock:
+                if len(self._article_vectors) > ARTICLE_CACHE:
+                    self._article_vectors.clear()
+                for i, v in rows:
+                    self._article_vectors[int(i)] = _arr(v)
         if encoder == self.main or not self.main:
             return self._vectors("SELECT id, embedding FROM passages WHERE id = ANY(%s)", chunk_ids)
         return self._vectors("SELECT passage, embedding FROM passage_vectors WHERE encoder = %s AND passage = ANY(%s)",
