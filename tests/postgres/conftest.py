@@ -1,4 +1,4 @@
-"""A real PostgreSQL server with pgvector for the postgres backend's tests (see pgserver.py)."""
+"""A real PostgreSQL server with pgvector for the postgres backend's tests (see pg_testserver.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Config, load_config
 from bot.core import Bron
-from pgserver import PgServer, start_server
+from pg_testserver import PgServer, pg_config, start_server
 from support import REPO
 
 _numbers = itertools.count(1)
@@ -38,12 +37,6 @@ def pg_dsn(pg_server: PgServer) -> str:
     dsn = pg_server.create_database(f"bron_test_{next(_numbers)}")
     upgrade(dsn)
     return dsn
-
-
-def pg_config(dsn: str, **overrides: object) -> Config:
-    env = {"BRON_STORAGE_BACKEND": "postgres", "BRON_STORAGE_DSN": dsn}
-    env.update({f"BRON_{k.upper()}": str(v) for k, v in overrides.items()})
-    return load_config(REPO / "config.yaml", environ=env)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import pg_config
+from pg_testserver import pg_config
 from support import NEWSQA, REPO, SEED_QUESTION_NL
 
 SEED_ARTICLE = REPO / "corpus"

