@@ -157,3 +157,18 @@ def test_same_rankings_as_embedded(pg_dsn, encoders, tmp_path, config):
         assert np.allclose(pv.article_vector(a.article_id), ev.article_vector(a.article_id), atol=2e-3)
     exclude = {ev.chunk(next(iter(e))).article_id}
     assert not set(pv.dense_search(q, 20, exclude)) & set(pv.chunks_of(exclude))
+
+
+def test_hnsw_search_finds_the_exact_neighbours(make_pg_bron, monkeypatch):
+    """Above EXACT_BELOW passages the HNSW index answers; on a small library it finds the exact top 10."""
+    import embeddings.storage.postgres as pg
+
+    bron = make_pg_bron()
+    view = bron.library.view
+    query = bron.library.sentence_encoder.encode_query([SEED_QUESTION_NL])[0]
+    exact = view.dense_search(query, 10)
+    monkeypatch.setattr(pg, "EXACT_BELOW", 0)
+    approximate = view.dense_search(query, 10)
+    assert list(approximate) == list(exact)
+    first = view.chunk(next(iter(exact))).article_id
+    assert not set(view.dense_search(query, 10, {first})) & set(view.chunks_of([first]))
