@@ -105,7 +105,17 @@ def measure(library, batches, questions: list[str], encoders) -> dict[str, objec
         start = time.perf_counter()
         view.lexical_search(tokenize(q), 100)
         lexical.append((time.perf_counter() - start) * 1000)
+    extra = {}
+    if not library.embedded:
+        from embeddings.storage import postgres as pg
+
+        vector = encoder.encode_query([questions[0]])[0]
+        plan = library.store.db.query(
+            "EXPLAIN SELECT id FROM passages ORDER BY embedding <#> %s LIMIT 100" if view.chunk_count >= pg.EXACT_BELOW
+            else "EXPLAIN SELECT id FROM passages ORDER BY (embedding <#> %s) + 0 LIMIT 100", (vector,))
+        extra["dense_uses_hnsw"] = any("passages_embedding" in r[0] for r in plan)
     return {
+        **extra,
         "articles": committed, "passages": view.chunk_count,
         "ingest_articles_per_s": round(committed / seconds, 1) if seconds else None,
         "rank_ms_p50": _pct(rank, 0.5), "rank_ms_p95": _pct(rank, 0.95),

@@ -117,6 +117,8 @@ class Library:
         ``bron db upgrade``."""
         self._check()
         self.refresh(force=True)
+        if not (self._needs_reembed() or self._needs_completion()):
+            return self  # the usual start: no writers' lock, so a long ingest elsewhere does not hold it up
         with self._ingest_lock():
             self.refresh(force=True)
             if self._needs_reembed():
