@@ -189,6 +189,22 @@ def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from bot.evaluate import evaluate
 
+    if config.storage.backend == "postgres":
+        # The eval ingests its articles into the library: never into a shared database that holds others.
+        from embeddings.storage.postgres import PgStore, redact
+
+        store = PgStore(config.storage.dsn)
+        try:
+            store.check()
+            held = store.db.count()
+        except Exception as exc:  # StoreError or a driver error: say which key to fix
+            raise ConfigError(f"config key storage.dsn: {exc}") from None
+        finally:
+            store.db.close()
+        if held:
+            print(f"bron: the database {redact(config.storage.dsn)} already holds {held} articles; `bron eval` with the "
+                  f"postgres backend needs an empty one (createdb, then `bron db upgrade`)", file=sys.stderr)
+            return 2
     result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None, cross_validate=args.cv)
     print(json.dumps(result))
     return 0

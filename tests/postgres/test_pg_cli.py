@@ -101,3 +101,13 @@ def test_migrate_copies_without_reembedding(pg_dsn, config, encoders, config_fil
     assert main(["--config", str(config_file), "-q", "migrate", "--from", str(data), "--to", "postgres"]) == 1
     with psycopg.connect(pg_dsn) as con:
         assert con.execute("SELECT count(*) FROM articles").fetchone()[0] == 3
+
+
+def test_eval_refuses_a_database_with_articles(make_pg_bron, pg_dsn, config_file, monkeypatch, capsys):
+    from support import NEWSQA
+
+    make_pg_bron()  # the seed corpus is in the database now
+    monkeypatch.setenv("BRON_STORAGE_BACKEND", "postgres")
+    monkeypatch.setenv("BRON_STORAGE_DSN", pg_dsn)
+    assert main(["--config", str(config_file), "-q", "eval", str(NEWSQA)]) == 2
+    assert "needs an empty one" in capsys.readouterr().err

@@ -172,3 +172,36 @@ def test_hnsw_search_finds_the_exact_neighbours(make_pg_bron, monkeypatch):
     assert list(approximate) == list(exact)
     first = view.chunk(next(iter(exact))).article_id
     assert not set(view.dense_search(query, 10, {first})) & set(view.chunks_of([first]))
+
+
+def test_two_writers_at_once_are_serialised(make_pg_bron, tmp_path):
+    """Two libraries ingesting at the same time (as two processes would): the advisory lock lets one
+    commit at a time, both ingests land, and the counters match the rows."""
+    import threading
+
+    first = make_pg_bron(name="one")
+    second = make_pg_bron(name="two")
+    a = _article(tmp_path / "a", "kaas.txt", "Kaasmarkt in Alkmaar", "De kaasmarkt in Alkmaar trok veertigduizend bezoekers.")
+    b = _article(tmp_path / "b", "brug.txt", "Brug in Zwolle", "De brug over de IJssel in Zwolle gaat in maart open.")
+    reports, errors = [], []
+
+    def ingest(bron, path):
+        try:
+            reports.append(bron.library.ingest([path]))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(first, a)), threading.Thread(target=ingest, args=(second, b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    added = sorted(i for r in reports for i in r.added_ids)
+    assert len(added) == 2 and added[0] != added[1]
+    db = first.library.store.db
+    meta = first.library.store.meta()
+    assert meta["articles"] == db.count() == len(first.library.articles())
+    assert meta["passages"] == db.query("SELECT count(*) FROM passages")[0][0]
+    ids = [r[0] for r in db.query("SELECT id FROM passages ORDER BY id")]
+    assert len(ids) == len(set(ids))
