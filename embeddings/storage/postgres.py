@@ -53,6 +53,8 @@ EXACT_BELOW = 20_000
 WRITER_LOCK = 0x62726F6E
 # A read that finds the server gone is retried this long (a restart takes a few seconds).
 RECONNECT_SECONDS = 30.0
+# Connections per process: threads answering at once share them (a question holds one per query).
+POOL_SIZE = 8
 ARTICLE_CACHE = 2048
 CHUNK_CACHE = 200_000
 ARTICLE_COLUMNS = "id, key, title, outlet, date, url, language, text, hash, origin, first_seen"
@@ -139,6 +141,17 @@ def _arr(v) -> np.ndarray:
     return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype="float32")
 
 
+def _register(con) -> None:
+    """Register pgvector's types on ``con`` (none yet before `bron db upgrade` created the extension)."""
+    from pgvector.psycopg import register_vector
+
+    psycopg = _psycopg()
+    try:
+        register_vector(con)
+    except psycopg.ProgrammingError:
+        pass
+
+
 def _vec(v: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(v, dtype="float32").reshape(-1))
 
@@ -147,62 +160,61 @@ def _vec(v: np.ndarray) -> np.ndarray:
 
 
 class PgDatabase:
-    """Thread-local connections to one database, re-opened when the server went away, and the
-    catalogue queries the library needs (the same methods as the embedded ``Database``)."""
+    """A pool of connections to one database (at most :data:`POOL_SIZE` per process, however many
+    threads answer), re-opened when the server went away, and the catalogue queries the library
+    needs (the same methods as the embedded ``Database``)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self._local = threading.local()
-        self._all: list[Any] = []
+        self._pool = None
         self._lock = threading.Lock()
 
     def connect(self, autocommit: bool = True):
-        """A new connection with the pgvector types registered."""
+        """A new connection of its own (not from the pool) with the pgvector types registered."""
         psycopg = _psycopg()
-        from pgvector.psycopg import register_vector
-
         con = psycopg.connect(self.dsn, autocommit=autocommit, connect_timeout=10)
-        try:
-            register_vector(con)
-        except psycopg.ProgrammingError:  # no vector extension yet (before `bron db upgrade`)
-            pass
+        _register(con)
         return con
 
-    def connection(self):
-        """This thread's connection (autocommit)."""
-        con = getattr(self._local, "con", None)
-        if con is None or con.closed or con.broken:
-            con = self.connect()
-            self._local.con = con
+    def pool(self):
+        """The pool, opened on first use."""
+        if self._pool is None:
             with self._lock:
-                self._all.append(con)
-        return con
+                if self._pool is None:
+                    from psycopg_pool import ConnectionPool
 
-    def _drop(self) -> None:
-        con = getattr(self._local, "con", None)
-        self._local.con = None
-        if con is not None:
-            try:
-                con.close()
-            except Exception:
-                pass
-            with self._lock:
-                if con in self._all:
-                    self._all.remove(con)
+                    self._pool = ConnectionPool(
+                        self.dsn, min_size=1, max_size=POOL_SIZE, timeout=RECONNECT_SECONDS, open=True,
+                        kwargs={"autocommit": True, "connect_timeout": 10}, configure=_register, name="bron",
+                    )
+        return self._pool
+
+    def reset(self) -> None:
+        """Close the pool; the next query opens a new one (e.g. after ``bron db upgrade`` added the vector type)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     def run(self, work: Callable[[Any], Any], retry_seconds: float = RECONNECT_SECONDS):
-        """``work(connection)``, re-connecting and retrying while the server is unreachable."""
+        """``work(connection)`` on a pooled connection, retried while the server is unreachable
+        (a connection the server dropped is discarded by the pool, and the idle ones are checked)."""
         psycopg = _psycopg()
         deadline = time.monotonic() + retry_seconds
         pause = 0.1
         while True:
             try:
-                return work(self.connection())
+                with self.pool().connection() as con:
+                    return work(con)
             except psycopg.OperationalError as exc:
-                self._drop()
                 if time.monotonic() > deadline:
                     raise
-                log.warning("PostgreSQL connection lost (%s); reconnecting", str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__)
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+                log.warning("PostgreSQL connection lost (%s); reconnecting", text)
+                try:
+                    self.pool().check()
+                except Exception:
+                    pass
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
@@ -215,21 +227,31 @@ class PgDatabase:
         return self.run(work)
 
     def close(self) -> None:
-        with self._lock:
-            for con in self._all:
-                try:
-                    con.close()
-                except Exception:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self.reset()
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """A write transaction on a fresh connection of this thread: committed when the block ends."""
-        con = self.connection()
-        with con.transaction():
-            yield con
+        """A write transaction on a pooled connection that answers (checked first: a write is not
+        retried): committed when the block ends, rolled back if it raises."""
+        psycopg = _psycopg()
+        pool = self.pool()
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            con = pool.getconn()
+            try:
+                con.execute("SELECT 1")
+                break
+            except psycopg.OperationalError:
+                pool.putconn(con)
+                if time.monotonic() > deadline:
+                    raise
+                pool.check()
+                time.sleep(0.2)
+        try:
+            with con.transaction():
+                yield con
+        finally:
+            pool.putconn(con)
 
     # -- meta ------------------------------------------------------------------------------------
 
@@ -379,7 +401,8 @@ class PgStore:
 
         psycopg = _psycopg()
         try:
-            version = self.db.run(schema_version, retry_seconds=0)
+            with self.db.connect() as con:
+                version = schema_version(con)
         except psycopg.Error as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise StoreError(f"cannot use PostgreSQL database {self.name}: {text}") from exc
@@ -392,7 +415,7 @@ class PgStore:
             )
         if version > SCHEMA_VERSION:
             raise StoreError(f"PostgreSQL database {self.name} was written by a newer Bron (schema {version}); upgrade Bron")
-        self.db._drop()  # re-connect, so the vector type registers on a database upgraded meanwhile
+        self.db.reset()  # pooled connections opened before an upgrade lack the vector type
 
     def meta(self) -> dict[str, object]:
         return self.db.meta()
@@ -431,11 +454,9 @@ class PgStore:
             if dims != {DIM}:
                 raise StoreWriteError(f"the postgres backend stores {DIM}-dimensional vectors; {main} gives {sorted(dims)}")
         try:
-            con = self.db.connection()
-            with con.transaction():
+            with self.db.transaction() as con:
                 return self._commit(con, fresh, remove, settings, main)
         except psycopg.Error as exc:
-            self.db._drop()
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise StoreWriteError(f"{type(exc).__name__}: {text}") from exc
 
@@ -541,8 +562,7 @@ class PgStore:
 
     def add_passage_vectors(self, encoder: str, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
         """Store passage vectors of another encoder (retrieval.weight_dense turned on later)."""
-        con = self.db.connection()
-        with con.transaction(), con.cursor() as cur:
+        with self.db.transaction() as con, con.cursor() as cur:
             cur.execute("DELETE FROM passage_vectors WHERE encoder = %s AND passage = ANY(%s)", (encoder, [int(c) for c in chunk_ids]))
             with cur.copy("COPY passage_vectors (encoder, passage, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(["text", "int8", "vector"])
@@ -564,8 +584,7 @@ class PgStore:
         return None
 
     def set_settings(self, settings: dict[str, object]) -> None:
-        con = self.db.connection()
-        with con.transaction():
+        with self.db.transaction() as con:
             self.db.set_meta(con, settings)
 
     def disk_bytes(self) -> int:
