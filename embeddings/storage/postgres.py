@@ -24,7 +24,6 @@ next query; reads are retried for a while, writes fail as a whole and change not
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -106,7 +105,7 @@ INSERT INTO bron_meta VALUES ('version', '0'), ('next_chunk', '0'), ('next_sente
 
 
 class PgStoreError(Exception):
-    """Base of the errors below."""
+    """A schema the database cannot be upgraded to (written by a newer Bron)."""
 
 
 def _psycopg():

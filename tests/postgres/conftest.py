@@ -11,7 +11,6 @@ import pytest
 
 from bot.core import Bron
 from pg_testserver import PgServer, pg_config, start_server
-from support import REPO
 
 _numbers = itertools.count(1)
 
