@@ -89,7 +89,9 @@ def build(directory: Path, n: int, articles: Path) -> None:
         batch = []
         for i in range(done, min(n, done + BATCH)):
             picked = pyrng.sample(range(len(sentences)), 12)
-            text = " ".join(sentences[j] for j in picked[:6]) + "\n\n" + " ".join(sentences[j] for j in picked[6:])
+            # Five short paragraphs, as news is written: ~4.6 passages per article, like newsqa-dev.
+            cuts = [0, 3, 6, 8, 10, 12]
+            text = "\n\n".join(" ".join(sentences[j] for j in picked[a:b]) for a, b in zip(cuts, cuts[1:]))
             doc = Document(f"synthetic#{i}", f"Synthetisch artikel {i}", text, "Synthetisch", f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}", f"https://example.org/{i}", "nl", "synthetic")
             spans, rows = _split(doc, config.chunking.max_chars, config.chunking.overlap_sentences)
             # Each sentence's vector is a noisy copy of a real one; passages and the article average theirs.

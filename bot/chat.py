@@ -15,7 +15,7 @@ from embeddings.language import detect_language
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start")
+COMMANDS = ("ask", "summary", "source", "more", "articles", "add", "help", "start", "follow", "following", "unfollow", "briefing")
 
 
 def parse_command(line: str, prefix: str) -> tuple[str | None, str]:
@@ -77,4 +77,7 @@ class ChatSession:
             if not arg:
                 return [t("add_usage", lang, p=self.prefix)]
             return [render_added(self.bron.add_url(arg), lang, fmt)]
+        if command in ("follow", "following", "unfollow", "briefing"):
+            # Alerts and briefings need a chat to arrive in; the terminal has none.
+            return [t("follow_terminal", lang)]
         return [t("help", lang, p=self.prefix)]

@@ -175,6 +175,21 @@ def cmd_articles(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    done = bron.library.repair(progress=not args.quiet)
+    print(f"re-embedded {done} article(s)" if done else "no damaged segment")
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace, config: Config) -> int:
+    bron = open_bron(args, config)
+    before = len(bron.library.view.segments)
+    bron.library.compact()
+    print(f"segments: {before} -> {len(bron.library.view.segments)}")
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace, config: Config) -> int:
     bron = open_bron(args, config)
     try:
@@ -395,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", help="remove an article by number or title words")
     p.add_argument("ref")
     p.set_defaults(func=cmd_remove)
+    p = sub.add_parser("repair", help="re-embed the articles of damaged index segments from their stored texts")
+    p.set_defaults(func=cmd_repair)
+    p = sub.add_parser("compact", help="merge the index's segments now")
+    p.set_defaults(func=cmd_compact)
     p = sub.add_parser("eval", help="score answers and retrieval on a folder in the newsqa-dev format")
     p.add_argument("dir")
     cv = p.add_mutually_exclusive_group()

@@ -160,6 +160,20 @@ class FeedsConfig:
 
 
 @dataclass
+class FollowConfig:
+    # Topic alerts (/follow) a chat gets in any hour at most; more wait their turn, and expire after a day.
+    max_pushes_per_hour: int = 5
+    # Time zone of /briefing times for chats that name none (an IANA name, e.g. Europe/Amsterdam).
+    timezone: str = "Europe/Amsterdam"
+    # Stories in a daily briefing.
+    briefing_items: int = 5
+    # How often a bot looks for articles indexed by another process, and for briefings due (seconds).
+    check_seconds: float = 30.0
+    # Messages per second a bot sends at most (Telegram allows about 30 to different chats); 0 = no limit.
+    sends_per_second: float = 25.0
+
+
+@dataclass
 class OpsConfig:
     # `bron serve` answers /healthz, /readyz and /metrics here; empty turns it off.
     listen: str = "127.0.0.1:9464"
@@ -198,6 +212,7 @@ class Config:
     matrix: MatrixConfig = field(default_factory=MatrixConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    follow: FollowConfig = field(default_factory=FollowConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     # Directory of the config file, for resolving relative paths.
@@ -235,12 +250,12 @@ POSITIVE = {
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
-    "ops.drain_seconds",
+    "ops.drain_seconds", "follow.max_pushes_per_hour", "follow.briefing_items", "follow.check_seconds",
 }
 NON_NEGATIVE = {
     "retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes",
     "retrieval.weight_sentence", "retrieval.weight_article", "retrieval.weight_lexical", "retrieval.weight_dense",
-    "chunking.overlap_sentences", "matrix.catch_up_minutes",
+    "chunking.overlap_sentences", "matrix.catch_up_minutes", "follow.sends_per_second",
 }
 # Inclusive ranges: diversity trades relevance for spread.
 RANGES: dict[str, tuple[float, float]] = {
@@ -381,6 +396,7 @@ def _validate(config: Config) -> None:
             ) from None
     _validate_ops(config)
     _validate_storage(config)
+    _validate_timezone(config)
     if not config.embeddings.multilingual:
         raise ConfigError(
             "config key embeddings.multilingual: needs at least one multilingual encoder (e5 or use); "
@@ -428,6 +444,18 @@ def _validate_storage(config: Config) -> None:
         raise ConfigError(
             f"config key storage.dsn: not a PostgreSQL connection string ({text}). Use a URI like "
             f"postgresql://user@host:5432/dbname or key=value pairs (BRON_STORAGE_DSN)."
+        ) from None
+
+
+def _validate_timezone(config: Config) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(config.follow.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"config key follow.timezone: {config.follow.timezone!r} is not a time zone. Use an IANA name such as "
+            "Europe/Amsterdam or UTC (BRON_FOLLOW_TIMEZONE)."
         ) from None
 
 

@@ -46,6 +46,7 @@ class Bron:
         self._answers: OrderedDict[str, Answer] = OrderedDict()
         self._lock = threading.Lock()
         self._web = None
+        self._follow = None
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, progress: bool = False, encoders: list | None = None) -> Bron:
@@ -152,7 +153,33 @@ class Bron:
 
     def ingest(self, paths: Sequence[Path], progress: bool | Callable[[str], None] = False) -> IngestReport:
         """Add or update the articles in ``paths``; files removed from a given folder leave the index."""
-        return self.library.ingest(list(paths), progress=progress)
+        return self._arrived(self.library.ingest(list(paths), progress=progress))
+
+    # -- topic alerts and briefings -------------------------------------------------------------
+
+    @property
+    def follow(self):
+        """Followed topics and briefings (:class:`bot.follow.Follow`), made on first use."""
+        with self._lock:
+            if self._follow is None:
+                from bot.follow import Follow
+
+                self._follow = Follow(self.library.data_dir, self.library, self.config)
+            return self._follow
+
+    @follow.setter
+    def follow(self, follow) -> None:
+        self._follow = follow
+
+    def _arrived(self, report: IngestReport) -> IngestReport:
+        """After an ingest: match its new and changed articles against the followed topics. A failure
+        here never fails the ingest: the articles stay unseen and the bots' next check matches them."""
+        if report.added_ids or report.updated_ids:
+            try:
+                self.follow.scan(updated=report.updated_ids)
+            except Exception:  # noqa: BLE001
+                log.exception("matching new articles against followed topics failed; the next check retries")
+        return report
 
     def remove(self, ref: str) -> ArticleInfo:
         """Remove one article, named by number or title words."""
@@ -177,11 +204,12 @@ class Bron:
 
     def ingest_urls(self, urls: Sequence[str], progress: bool = False) -> IngestReport:
         """Fetch web pages (HTML or PDF) and add or update their articles; failures are skipped with a reason."""
-        return self.web.pages.ingest_urls(list(urls), progress=progress).report
+        return self._arrived(self.web.pages.ingest_urls(list(urls), progress=progress).report)
 
     def add_url(self, url: str) -> AddedArticle:
         """Add one web page (the bots' /add URL); raises :class:`FetchFailed` with the reason if it cannot."""
         result = self.web.pages.ingest_urls([url])
+        self._arrived(result.report)
         article_id = result.article_ids.get(url.strip())
         article = self.library.article(article_id) if article_id is not None else None
         if article is None:
@@ -191,7 +219,9 @@ class Bron:
 
     def poll_feeds(self, progress: bool = False) -> PollReport:
         """Fetch every feed and ingest its new and changed items."""
-        return self.web.poll(progress)
+        poll = self.web.poll(progress)
+        self._arrived(poll.report)
+        return poll
 
     def feeds(self) -> list[FeedInfo]:
         """The polled feeds: from config.yaml and added ones."""
@@ -236,6 +266,20 @@ class Bron:
         if article is None:
             raise NoPreviousAnswer()
         return article
+
+
+class CoreFeeds:
+    """The feeds as the bots' background poll sees them: each poll goes through :meth:`Bron.poll_feeds`,
+    so its new articles reach the followed topics at once."""
+
+    def __init__(self, bron: Bron) -> None:
+        self._bron = bron
+
+    def poll(self, progress: bool = False) -> PollReport:
+        return self._bron.poll_feeds(progress)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._bron.web, name)
 
 
 def _admitted(library, scope: Scope) -> tuple[set[int] | None, Scope]:

@@ -38,12 +38,14 @@ from nio import (
 
 from bot.chat import parse_command
 from bot.config import Config
-from bot.core import Bron
+from bot.core import Bron, CoreFeeds
+from bot.follow import FollowRunner, Outgoing, SendError
+from bot.render_follow import render_briefing, render_push
 from bot.matrix_backup import start_backup
 from bot.matrix_crosssign import cross_sign
-from bot.matrix_messages import Incoming, is_edit, notice, read_message
+from bot.matrix_messages import HTML_FORMAT, Incoming, is_edit, notice, pair_parts, read_message
 from bot.matrix_plain import PlainOnly
-from bot.matrix_replies import Pair, Replier
+from bot.matrix_replies import _NEWLINE, MATRIX_LIMIT, Pair, Replier
 from bot.metrics import CountingFeeds
 from bot.ops import Ops
 from bot.matrix_session import MatrixStartupError, StoredSession, load_session, login, save_session, store_path
@@ -104,6 +106,9 @@ class MatrixBot:
         self.ops = ops or Ops()
         self.metrics = self.ops.metrics
         self.replier = Replier(bron, self.config.command_prefix, self.config.articles_per_page, metrics=self.metrics)
+        self.bron = bron
+        self.alerts: FollowRunner | None = None
+        self._alerts_stop = asyncio.Event()
         self.backoff = backoff
         self.key_wait = key_wait
         self.poll_ms = poll_ms
@@ -203,10 +208,14 @@ class MatrixBot:
                 self.live.set()
                 self.ops.readiness.ready()
                 log.info("matrix: up to date, answering from now on")
+                # Topic alerts and briefings go out once the bot knows its rooms.
+                self.alerts = FollowRunner(self.bron.follow, "matrix", self.send_outgoing)
+                self._spawn(self.alerts.run(self._alerts_stop))
 
     async def close(self) -> None:
         """Stop syncing, finish nothing more, keep the sync token, and close the HTTP session."""
         self._stopping = True
+        self._alerts_stop.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -366,14 +375,44 @@ class MatrixBot:
                 return False
         return True
 
-    async def send(self, room: MatrixRoom, content: dict) -> str | None:
+    async def send_outgoing(self, item: Outgoing) -> str | None:
+        """Render and send one topic alert or briefing from the outbox (see :mod:`bot.follow.runner`).
+
+        The transaction id is the outbox row's, so a message sent again after a crash is dropped by
+        the homeserver as a repeat: exactly once.
+        """
+        room = self.client.rooms.get(item.address)
+        if room is None:
+            raise SendError("the bot is not in this room any more", retry=False, gone=True)
+        if self.plain_only.blocks(room):
+            raise SendError("an encrypted room, and encryption is off", retry=False)
+        prefix, lang = self.config.command_prefix, item.language
+        if item.kind == "push":
+            cmd = f"{prefix}summary {item.payload.article.id}"
+            parts = [(_NEWLINE.sub("<br>\n", render_push(item.payload, lang, "html", MATRIX_LIMIT, cmd)),
+                      render_push(item.payload, lang, "text", MATRIX_LIMIT, cmd))]
+        else:
+            html_parts = [_NEWLINE.sub("<br>\n", p) for p in render_briefing(item.payload, lang, "html", MATRIX_LIMIT, prefix)]
+            parts = pair_parts(html_parts, render_briefing(item.payload, lang, "text", MATRIX_LIMIT, prefix))
+        event_id = None
+        for i, (html_body, text_body) in enumerate(parts):
+            content = {"msgtype": "m.notice", "body": text_body, "format": HTML_FORMAT, "formatted_body": html_body}
+            event_id = await self.send(room, content, tx_id=f"{item.key}-{i}")
+            if event_id is None:
+                self.metrics.follow_messages.labels("matrix", item.kind, "failed").inc()
+                raise SendError("the homeserver did not take it", retry=True)
+        self.metrics.follow_messages.labels("matrix", item.kind, "sent").inc()
+        return event_id
+
+    async def send(self, room: MatrixRoom, content: dict, tx_id: str | None = None) -> str | None:
         """Send one event, encrypted in encrypted rooms, retrying while the homeserver is away.
 
-        The transaction id stays the same across retries, so the homeserver drops duplicates.
+        The transaction id (``tx_id``, else a new one) stays the same across retries, so the
+        homeserver drops duplicates.
         """
         if self.plain_only.blocks(room):  # issue 15: never plaintext into an encrypted room
             return None
-        tx_id = str(uuid.uuid4())
+        tx_id = tx_id or str(uuid.uuid4())
         backoff = Backoff(*self.backoff)
         for attempt in range(SEND_ATTEMPTS):
             try:
@@ -482,7 +521,7 @@ def _reply_target(event) -> str | None:
 async def _poll_feeds(config: Config, bron: Bron, ops: Ops, stop: asyncio.Event) -> None:
     """Keep the configured and added feeds fresh while the bot runs."""
     if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
-        await poll_every(CountingFeeds(bron.web, ops.metrics), config.feeds.poll_minutes, stop)
+        await poll_every(CountingFeeds(CoreFeeds(bron), ops.metrics), config.feeds.poll_minutes, stop)
 
 
 async def serve(config: Config, bron: Bron, data_dir: Path, ops: Ops | None = None) -> None:

@@ -13,10 +13,13 @@ import re
 from dataclasses import dataclass
 
 from bot.core import Bron
+from bot.follow.commands import COMMANDS as FOLLOW_COMMANDS
+from bot.follow.commands import run_command
 from bot.errors import BronError
 from bot.metrics import Metrics, added_report
 from bot.matrix_messages import pair_parts
 from bot.render import render_added, render_answer, render_articles, render_error, render_more, render_sources, render_summary
+from bot.render_follow import render_follow_result
 from bot.texts import t
 from embeddings.language import detect_language
 
@@ -102,6 +105,11 @@ class Replier:
         if command == "articles":
             page = self.bron.articles(int(arg) if arg.isdigit() else 1, self.per_page)
             return Reply(self._both(render_articles, page, lang))
+        if command in FOLLOW_COMMANDS:
+            fallback = self.bron.config.answer.language_fallback
+            result = run_command(self.bron.follow, f"matrix:{room_id}", command, arg, lang, self.prefix, fallback)
+            html_body = _NEWLINE.sub("<br>\n", render_follow_result(result, lang, "html", self.prefix))
+            return Reply([(html_body, render_follow_result(result, lang, "text", self.prefix))])
         if command == "add":
             if not arg:
                 return Reply([self.text(room_id, "add_usage", p=self.prefix)])

@@ -59,6 +59,10 @@ class Metrics:
         )
         self.api_retries = Counter("bron_platform_api_retries", "Calls to the chat platform retried.", ["platform"], registry=r)
         self.rate_limited = Counter("bron_rate_limited", "Messages refused because the user sent too many.", ["platform"], registry=r)
+        self.follow_messages = Counter(
+            "bron_follow_messages", "Topic alerts and briefings by platform, kind (push, briefing) and outcome (sent, failed).",
+            ["platform", "kind", "outcome"], registry=r,
+        )
         self.key_requests = Gauge(
             "bron_matrix_key_requests", "Encrypted Matrix messages waiting for a room key right now.", registry=r,
         )

@@ -19,6 +19,8 @@ class ArticleInfo:
     url: str | None
     language: str
     chunks: int = 0
+    # When Bron first indexed the article (ISO day): shown, marked as such, when ``date`` is unknown.
+    first_seen: str | None = None
 
 
 @dataclass(frozen=True)

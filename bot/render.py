@@ -46,7 +46,10 @@ MAX_URL = 1000
 
 def citation(article: ArticleInfo, lang: str, fmt: Format) -> str:
     """One line naming an article: title, outlet, date and link (http and https links only)."""
-    parts = [_short(article.outlet or "", MAX_META), _short(article.date or "", MAX_META) or t("no_date", lang)]
+    day = _short(article.date or "", MAX_META)
+    if not day and article.first_seen:
+        day = t("first_seen", lang, day=article.first_seen)
+    parts = [_short(article.outlet or "", MAX_META), day or t("no_date", lang)]
     meta = ", ".join(_esc(p, fmt) for p in parts if p)
     title = _esc(_short(article.title, MAX_TITLE), fmt)
     url = safe_url(article.url)

@@ -34,7 +34,10 @@ from telegram.ext import (
 
 from bot import telegram_ui as ui
 from bot.config import Config, ConfigError
-from bot.core import Bron
+from bot.core import Bron, CoreFeeds
+from bot.follow import FollowRunner, Outgoing, SendError
+from bot.follow.commands import COMMANDS as FOLLOW_COMMANDS
+from bot.follow.commands import run_command
 from bot.errors import BronError
 from bot.metrics import CountingFeeds, Metrics
 from bot.metrics import added_report as metrics_added
@@ -42,6 +45,7 @@ from bot.models import IngestReport, Sources
 from bot.ops import InFlight, Ops
 from bot.ratelimit import RateLimiter
 from bot.render import TELEGRAM_LIMIT, more_articles, render_added, render_answer, render_articles, render_more, render_sources, render_summary
+from bot.render_follow import render_briefing, render_follow_result, render_push
 from bot.texts import t
 from embeddings.feeds import poll_every
 from embeddings.language import detect_language
@@ -79,6 +83,7 @@ class TelegramBot:
         app.add_handler(CommandHandler("more", self.on_more))
         app.add_handler(CommandHandler("articles", self.on_articles))
         app.add_handler(CommandHandler("add", self.on_add))
+        app.add_handler(CommandHandler(list(FOLLOW_COMMANDS), self.on_follow))
         app.add_handler(MessageHandler(filters.Document.ALL, self.on_document))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(CallbackQueryHandler(self.on_button))
@@ -230,6 +235,46 @@ class TelegramBot:
                 text, parse_mode=ParseMode.HTML, reply_markup=ui.page_keyboard(page, lang),
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
+
+    # -- following topics and briefings -------------------------------------------------------------
+
+    async def on_follow(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/follow TOPIC, /following, /unfollow N, /briefing HH:MM [TZ] | off."""
+        text = update.message.text if update.message else ""
+        command = text.split(maxsplit=1)[0][1:].partition("@")[0].lower()
+        arg = " ".join(context.args or [])
+        lang = self._lang(update, arg)
+        chat = f"telegram:{update.effective_chat.id}"
+        result = await self._core(update, context, arg, run_command, self.bron.follow, chat, command, arg, lang, "/",
+                                  self.config.answer.language_fallback)
+        if result is not None:
+            await self._send(update, context, [render_follow_result(result, lang, "html", "/")])
+
+    async def send_outgoing(self, bot: Bot, item: Outgoing) -> str | None:
+        """Render and send one topic alert or briefing from the outbox (see :mod:`bot.follow.runner`)."""
+        lang = item.language
+        if item.kind == "push":
+            messages = [render_push(item.payload, lang, "html", TELEGRAM_LIMIT)]
+            keyboard = ui.summary_keyboard([item.payload.article], lang)
+        else:
+            messages = render_briefing(item.payload, lang, "html", TELEGRAM_LIMIT)
+            keyboard = ui.summary_keyboard([i.article for i in item.payload.items], lang)
+        ref = None
+        counted = self.metrics.follow_messages
+        for i, text in enumerate(messages):
+            last = i == len(messages) - 1
+            try:
+                message = await send_with_retry(bot, int(item.address), text, None, keyboard if last else None, self.metrics)
+            except TelegramError as err:
+                counted.labels("telegram", item.kind, "failed").inc()
+                if isinstance(err, Forbidden):  # blocked by the user, removed from the group
+                    raise SendError(str(err), retry=False, gone=True) from None
+                if isinstance(err, BadRequest):
+                    raise SendError(str(err), retry=False, gone="chat not found" in str(err).lower()) from None
+                raise SendError(str(err), retry=True) from None  # network trouble after the retries: later
+            ref = str(message.message_id) if message is not None else ref
+        counted.labels("telegram", item.kind, "sent").inc()
+        return ref
 
     # -- adding articles ---------------------------------------------------------------------------
 
@@ -424,8 +469,9 @@ def build_application(config: Config, bron: Bron, data_dir: Path, ops: Ops | Non
         for lang in ("nl", "en"):
             await app.bot.set_my_commands(ui.command_menu(lang), language_code=lang)
         if config.feeds.poll_minutes > 0 and await asyncio.to_thread(bron.feeds):
-            feeds = CountingFeeds(bron.web, ops.metrics)
+            feeds = CountingFeeds(CoreFeeds(bron), ops.metrics)
             background.add(asyncio.create_task(poll_every(feeds, config.feeds.poll_minutes, stop_polling_feeds)))
+        background.add(asyncio.create_task(runner.run(stop_polling_feeds)))
         log.info("telegram bot @%s ready", app.bot.username)
 
     async def post_stop(app: Application) -> None:
@@ -442,6 +488,8 @@ def build_application(config: Config, bron: Bron, data_dir: Path, ops: Ops | Non
         .post_stop(post_stop)
         .build()
     )
+    runner = FollowRunner(bron.follow, "telegram", lambda item: handlers.send_outgoing(app.bot, item))
+    app.bot_data["follow_runner"] = runner
     handlers.register(app)
     return app
 

@@ -10,7 +10,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from bot.models import ArticleInfo, ArticlePage
 from bot.texts import LANGUAGES, t
 
-MENU = ("ask", "summary", "source", "more", "articles", "help")
+MENU = ("ask", "summary", "source", "more", "articles", "follow", "following", "briefing", "help")
 # Buttons are offered for this many of the quoted articles; more would bury the answer.
 MAX_ARTICLE_BUTTONS = 3
 
@@ -39,6 +39,14 @@ def answer_keyboard(articles: list[ArticleInfo], lang: str, more: bool = False) 
         ])
     if more:
         rows.append([InlineKeyboardButton(t("button_more", lang), callback_data="more:0")])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def summary_keyboard(articles: list[ArticleInfo], lang: str) -> InlineKeyboardMarkup | None:
+    """A Summary button per article (numbered when there are several): under a topic alert or a briefing."""
+    numbered = len(articles) > 1
+    rows = [[InlineKeyboardButton(t("button_summary", lang) + (f" {n}" if numbered else ""), callback_data=f"sum:{a.id}")]
+            for n, a in enumerate(articles, 1)]
     return InlineKeyboardMarkup(rows) if rows else None
 
 

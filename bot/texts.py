@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "button_more": {"nl": "Meer bronnen", "en": "More sources"},
     "no_link": {"nl": "geen link", "en": "no link"},
     "no_date": {"nl": "datum onbekend", "en": "date unknown"},
+    "first_seen": {"nl": "datum onbekend, in Bron sinds {day}", "en": "date unknown, in Bron since {day}"},
     "summary_of": {"nl": "Samenvatting van", "en": "Summary of"},
     "sources_title": {"nl": "Bronnen van het laatste antwoord:", "en": "Sources of the last answer:"},
     "articles_title": {
@@ -114,6 +115,60 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "I cannot read an encrypted message in this room: its key was not shared with me. Please send "
         "your question again; if that does not help, leave the room and invite me again.",
     },
+    "follow_usage": {
+        "nl": "Noem een onderwerp om te volgen, bijvoorbeeld: {p}follow stikstof boeren",
+        "en": "Name a topic to follow, for example: {p}follow nitrogen farmers",
+    },
+    "follow_too_many": {
+        "nl": "Je volgt al {limit} onderwerpen. Stop er eerst een met {p}unfollow NUMMER.",
+        "en": "You already follow {limit} topics. Stop one first with {p}unfollow NUMBER.",
+    },
+    "unfollow_unknown": {
+        "nl": "Er is geen onderwerp {number}. {p}following toont de nummers.",
+        "en": "There is no topic {number}. {p}following shows the numbers.",
+    },
+    "briefing_usage": {
+        "nl": "Gebruik: {p}briefing 07:30 (eventueel met tijdzone, bv. {p}briefing 07:30 Europe/London) of {p}briefing off",
+        "en": "Usage: {p}briefing 07:30 (optionally with a time zone, e.g. {p}briefing 07:30 Europe/London) or {p}briefing off",
+    },
+    "briefing_timezone": {
+        "nl": "Tijdzone '{tz}' ken ik niet. Gebruik een naam als Europe/Amsterdam of UTC.",
+        "en": "I do not know time zone '{tz}'. Use a name such as Europe/Amsterdam or UTC.",
+    },
+    "follow_added": {
+        "nl": "Je volgt nu: {topic}. Als een nieuw artikel hierover iets meldt, stuur ik de zin die het zegt, met de bron.",
+        "en": "You now follow: {topic}. When a new article reports on it, I send you the sentence that says so, with its source.",
+    },
+    "follow_removed": {"nl": "Je volgt niet meer: {topic}", "en": "You no longer follow: {topic}"},
+    "following_none": {
+        "nl": "Je volgt nog geen onderwerpen. Begin met {p}follow ONDERWERP.",
+        "en": "You follow no topics yet. Start with {p}follow TOPIC.",
+    },
+    "following_title": {"nl": "Je volgt:", "en": "You follow:"},
+    "following_unfollow": {"nl": "Stoppen: {p}unfollow NUMMER", "en": "To stop: {p}unfollow NUMBER"},
+    "following_briefing": {"nl": "Dagelijkse briefing om {at} ({tz}).", "en": "Daily briefing at {at} ({tz})."},
+    "briefing_set": {
+        "nl": "Elke dag om {at} ({tz}) stuur ik je de belangrijkste verhalen sinds de vorige briefing.",
+        "en": "Every day at {at} ({tz}) I send you the main stories since the previous briefing.",
+    },
+    "briefing_stopped": {"nl": "De dagelijkse briefing is uitgezet.", "en": "The daily briefing is off."},
+    "briefing_not_set": {"nl": "Er stond geen dagelijkse briefing aan.", "en": "There was no daily briefing."},
+    "push_header": {"nl": "Nieuw over „{topic}”:", "en": "New on “{topic}”:"},
+    "push_summary": {"nl": "Samenvatting: {cmd}", "en": "Summary: {cmd}"},
+    "briefing_title": {"nl": "Briefing van {when}", "en": "Briefing of {when}"},
+    "briefing_empty": {
+        "nl": "Briefing van {when}: sinds de vorige briefing zijn er geen nieuwe artikelen.",
+        "en": "Briefing of {when}: no new articles since the previous briefing.",
+    },
+    "briefing_also": {"nl": "Ook bij: {outlets}", "en": "Also in: {outlets}"},
+    "follow_terminal": {
+        "nl": "Onderwerpen volgen en de dagelijkse briefing werken in Telegram en Matrix (/follow, !follow): daar komen de berichten aan.",
+        "en": "Following topics and the daily briefing work in Telegram and Matrix (/follow, !follow): that is where the messages arrive.",
+    },
+    "cmd_follow": {"nl": "Volg een onderwerp", "en": "Follow a topic"},
+    "cmd_following": {"nl": "Onderwerpen die je volgt", "en": "Topics you follow"},
+    "cmd_unfollow": {"nl": "Stop met volgen", "en": "Stop following"},
+    "cmd_briefing": {"nl": "Dagelijkse briefing (07:30 of off)", "en": "Daily briefing (07:30 or off)"},
     "button_summary": {"nl": "Samenvatting", "en": "Summary"},
     "button_source": {"nl": "Bron", "en": "Source"},
     "button_prev": {"nl": "« Vorige", "en": "« Previous"},
@@ -128,6 +183,9 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{p}source — de links achter het laatste antwoord\n"
             "{p}more — de volledige citaten en andere passages die in de buurt kwamen\n"
             "{p}articles [PAGINA] — de lijst van artikelen\n"
+            "{p}follow ONDERWERP — bericht als een nieuw artikel over het onderwerp iets meldt; "
+            "{p}following, {p}unfollow NUMMER\n"
+            "{p}briefing 07:30 — elke dag de belangrijkste verhalen ({p}briefing off)\n"
             "{p}help — deze uitleg"
         ),
         "en": (
@@ -139,6 +197,9 @@ MESSAGES: dict[str, dict[str, str]] = {
             "{p}source — the links behind the last answer\n"
             "{p}more — the full quotes and other passages that came close\n"
             "{p}articles [PAGE] — the list of articles\n"
+            "{p}follow TOPIC — a message when a new article reports on the topic; "
+            "{p}following, {p}unfollow NUMBER\n"
+            "{p}briefing 07:30 — the main stories every day ({p}briefing off)\n"
             "{p}help — this help"
         ),
     },

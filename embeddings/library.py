@@ -45,6 +45,9 @@ ENCODER_NAMES = {"e5": "e5-small", "use": "use-m3"}
 REFRESH_SECONDS = 2.0
 # Articles re-embedded per transaction when the embedding settings change.
 REEMBED_BATCH = 256
+# A damaged segment with at most this many articles is re-embedded at start-up (about a second of
+# CPU each); a larger one waits for `bron repair`, so a start never turns into hours of embedding.
+AUTO_REPAIR_ARTICLES = 1000
 
 
 def _load_encoder(name: str, config: Config):
@@ -103,7 +106,7 @@ class Library:
                 finish(data_dir)
                 library.store.clean()
                 library.refresh(force=True)
-                library._repair(progress)
+                library.repair(progress, limit=AUTO_REPAIR_ARTICLES)
                 if library._needs_reembed():
                     log.warning("embedding settings changed since the index was built: re-embedding all articles")
                     library._reembed(library._view.article_ids().tolist(), progress)
@@ -243,7 +246,7 @@ class Library:
 
     @staticmethod
     def _info_of(a: ArticleRow, chunks: int) -> ArticleInfo:
-        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, chunks)
+        return ArticleInfo(a.id, a.title, a.outlet, a.date, a.url, a.language, chunks, a.first_seen[:10] or None)
 
     def article(self, article_id: int) -> ArticleInfo | None:
         """Citation data of one article, or None if it is not indexed."""
@@ -268,7 +271,7 @@ class Library:
         """One page of articles, by id or newest first, optionally limited to a period, outlets or title words."""
         self.refresh()
         rows = self.store.db.page(offset, limit, newest_first, since, until, list(outlets), list(title_words))
-        return [ArticleInfo(i, t, o, d, u, lang, n) for i, t, o, d, u, lang, n, _ in rows]
+        return [ArticleInfo(i, t, o, d, u, lang, n, (seen or "")[:10] or None) for i, t, o, d, u, lang, n, seen in rows]
 
     def count(self) -> int:
         """Number of indexed articles."""
@@ -556,22 +559,35 @@ class Library:
         self.store.set_settings(self._settings_meta())
         self.refresh(force=True)
 
-    def _repair(self, progress: ProgressArg) -> None:
-        """Re-embed the articles of segments that cannot be read, from their stored texts."""
-        if not self.store.broken:
-            return
-        broken = sorted(self.store.broken)
-        ids = [
-            int(r[0]) for r in self.store.db.connection().execute(
-                f"SELECT id FROM articles WHERE segment IN ({','.join('?' * len(broken))})", broken
-            )
-        ]
-        log.warning("data dir %s: re-embedding the %d articles of damaged segment(s) %s from their stored texts",
-                    self.data_dir, len(ids), ", ".join(str(b) for b in broken))
-        self._reembed(ids, progress)
-        self.store.drop_empty()
-        self.store.broken.clear()
-        self.refresh(force=True)
+    def repair(self, progress: ProgressArg = False, limit: int | None = None) -> int:
+        """Re-embed the articles of segments that cannot be read, from their stored texts; returns
+        how many. With ``limit``, more articles than that are left for an explicit `bron repair`."""
+        with self._ingest_lock():
+            self.refresh(force=True)
+            if not self.store.broken:
+                return 0
+            broken = sorted(self.store.broken)
+            ids = [
+                int(r[0]) for r in self.store.db.connection().execute(
+                    f"SELECT id FROM articles WHERE segment IN ({','.join('?' * len(broken))})", broken
+                )
+            ]
+            where = ", ".join(str(b) for b in broken)
+            if limit is not None and len(ids) > limit:
+                log.warning(
+                    "data dir %s: %d articles of damaged segment(s) %s cannot be found by questions; run "
+                    "`bron repair` to re-embed them from their stored texts (about a CPU-second each)",
+                    self.data_dir, len(ids), where,
+                )
+                return 0
+            log.warning("data dir %s: re-embedding the %d articles of damaged segment(s) %s from their stored texts",
+                        self.data_dir, len(ids), where)
+            self._reembed(ids, progress)
+            self.store.drop_empty()
+            self.store.broken.clear()
+            self.refresh(force=True)
+            return len(ids)
+
 
 
 def _prepare(data_dir: Path) -> None:

@@ -115,6 +115,25 @@ def test_cli_lists_every_article_while_a_segment_is_damaged(data: Path, capsys: 
     assert "chunks.faiss" in err and "re-embedding the 1 articles" in err
 
 
+def test_a_large_damaged_segment_waits_for_bron_repair(
+    data: Path, config: Config, encoders: list, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import embeddings.library as library_module
+
+    monkeypatch.setattr(library_module, "AUTO_REPAIR_ARTICLES", 0)
+    DAMAGE["truncated passage index"](data / "segments" / "seg-000002")
+    with caplog.at_level(logging.WARNING):
+        library = Library.open(data, config, encoders=encoders)
+    assert "run `bron repair` to re-embed them" in caplog.text, "a start does not turn into hours of embedding"
+    assert len(_titles(library)) == 2 and "seg-000002" in _segments(data)
+    library.store.db.close()
+    monkeypatch.setattr(cli, "open_bron", lambda args, config: Bron(config, Library.open(data, config, encoders=encoders)))
+    assert cli.main(["--config", CONFIG, "-q", "--data-dir", str(data), "repair"]) == 0
+    assert "re-embedded 1 article(s)" in capsys.readouterr().out
+    assert "seg-000002" not in _segments(data)
+
+
 DB_DAMAGE = {
     "garbage": lambda db: db.write_bytes(b"\x13\x37" * 20000),
     "truncated": lambda db: _truncate(db, 100),

@@ -15,6 +15,7 @@ IVF with 8-bit codes above, see :mod:`embeddings.index`) is memory-mapped too.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ import numpy as np
 from embeddings.index import VectorIndex
 from embeddings.storage.bm25 import Postings
 
+# Passage indexes above this many vectors are approximate (IVF, 8-bit codes; recall@100 ~0.97 on
+# real e5 vectors, benchmarks/ann_recall.py): exact search costs ~0.1 ms per 1,000 vectors per
+# question, so a library of eight 80k-passage segments spent 60 ms in it (benchmarks/scale.py).
+EXACT_MAX = 20_000
 ARRAYS = ("chunk_article", "chunk_span", "chunk_sentences", "sentence_article", "sentence_span", "article_ids")
 
 
@@ -61,7 +66,8 @@ def write_segment(folder: Path, data: SegmentData, main: str) -> None:
     np.save(folder / "sentences.npy", np.asarray(data.sentence_vectors, dtype="float16"))
     np.save(folder / "articles.npy", np.asarray(data.article_vectors, dtype="float16"))
     ids = data.chunk_base + np.arange(len(data.chunk_article), dtype="int64")
-    VectorIndex.build(np.asarray(data.chunk_vectors[main], dtype="float32"), ids).save(folder / "chunks.faiss")
+    vectors = np.asarray(data.chunk_vectors[main], dtype="float32")
+    VectorIndex.build(vectors, ids, approximate=len(vectors) > EXACT_MAX).save(folder / "chunks.faiss")
     data.postings.save(folder)
     info = dict(
         data.info,
@@ -88,6 +94,80 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class RowFile:
+    """The rows of a 2-D ``.npy`` file, read on demand with ``pread`` (never memory-mapped).
+
+    Vectors are read a few scattered rows per question. Through a memory map every row read keeps
+    its 4 KB page in the process's resident memory, so a bot serving for days would end up holding
+    every sentence vector (9 GB at a million articles); read this way they stay in the kernel's
+    page cache, shared and reclaimable, and consecutive rows cost one system call.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            self._offset = fh.tell()
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path.name}: not a C-ordered 2-D array")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._row = self.shape[1] * self.dtype.itemsize
+        if path.stat().st_size < self._offset + self.shape[0] * self._row:
+            raise ValueError(f"{path.name}: cut short")
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        data = os.pread(self._fd, (stop - start) * self._row, self._offset + start * self._row)
+        return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.shape[1])
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Rows by slice, int, or array of ints (float32 for float16 files)."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            rows = self._read(start, max(start, stop))[::step]
+        elif isinstance(key, (int, np.integer)):
+            i = int(key) + (self.shape[0] if key < 0 else 0)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(key)
+            rows = self._read(i, i + 1)[0]
+        else:
+            rows = self.take(np.asarray(key, dtype="int64"))
+        return rows.astype("float32") if rows.dtype == np.float16 else rows
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows, in the order given; runs of consecutive rows are read at once."""
+        if not len(rows):
+            return np.zeros((0, self.shape[1]), dtype=self.dtype)
+        if rows.min() < 0 or rows.max() >= self.shape[0]:
+            raise IndexError("row out of range")
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        breaks = np.flatnonzero(np.diff(ordered) > 1) + 1
+        for run in np.split(np.arange(len(ordered)), breaks):
+            first, last = int(ordered[run[0]]), int(ordered[run[-1]])
+            block = self._read(first, last + 1)
+            out[order[run]] = block[ordered[run] - first]
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole.astype(dtype) if dtype is not None else whole
 
 
 class Segment:
@@ -119,7 +199,18 @@ class Segment:
 
         def load(name: str) -> np.ndarray:
             self._reading = name
-            return np.load(folder / name, mmap_mode="r", allow_pickle=False)
+            array = np.load(folder / name, mmap_mode="r", allow_pickle=False)
+            raw = getattr(array, "_mmap", None)
+            if raw is not None and hasattr(mmap, "MADV_RANDOM"):
+                # A question reads a few scattered rows: the kernel's read-ahead would pull in ~128 KB
+                # around each.
+                raw.madvise(mmap.MADV_RANDOM)
+            # A plain ndarray over the same map: numpy.memmap's indexing costs ~5 µs a call.
+            return array.view(np.ndarray)
+
+        def rows(name: str) -> RowFile:
+            self._reading = name
+            return RowFile(folder / name)
 
         self.chunk_article = load("chunk_article.npy")
         self.chunk_span = load("chunk_span.npy")
@@ -127,9 +218,9 @@ class Segment:
         self.sentence_article = load("sentence_article.npy")
         self.sentence_span = load("sentence_span.npy")
         self.article_ids = load("article_ids.npy")
-        self.chunk_vectors = {enc: load(f"chunks-{i}.npy") for i, enc in enumerate(self.encoders)}
-        self.sentence_vectors = load("sentences.npy")
-        self.article_vectors = load("articles.npy")
+        self.chunk_vectors = {enc: rows(f"chunks-{i}.npy") for i, enc in enumerate(self.encoders)}
+        self.sentence_vectors = rows("sentences.npy")
+        self.article_vectors = rows("articles.npy")
         self._reading = "bm25-*.npy"
         self.postings = Postings.load(folder)
         self._reading = "chunks.faiss"
@@ -174,7 +265,7 @@ class Segment:
         """The article's title-and-lead vector, or None when it is not stored here."""
         i = int(np.searchsorted(self.article_ids, article_id))
         if i < len(self.article_ids) and int(self.article_ids[i]) == article_id:
-            return np.asarray(self.article_vectors[i], dtype="float32")
+            return self.article_vectors[i]
         return None
 
     def disk_bytes(self) -> int:

@@ -132,7 +132,7 @@ class View:
         for number, positions in groups.items():
             seg = segs[number]
             rows = np.asarray([int(ids[p]) for p in positions]) - getattr(seg, base)
-            out[positions] = array(seg)[rows]
+            out[positions] = array(seg).take(rows)
         return out
 
     def has_vectors(self, encoder: str) -> bool:

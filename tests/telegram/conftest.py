@@ -100,7 +100,10 @@ async def start_bot(api: BotApiStandIn, tg_bron: Bron, tmp_path: Path) -> AsyncI
         return app
 
     yield start
-    for app in running:
-        await app.updater.stop()  # type: ignore[union-attr]
-        await app.stop()
+    for app in running:  # a test may have stopped its bot already (a restart)
+        if app.updater.running:  # type: ignore[union-attr]
+            await app.updater.stop()  # type: ignore[union-attr]
+        if app.running:
+            await app.stop()
+            await app.post_stop(app)  # type: ignore[misc]
         await app.shutdown()

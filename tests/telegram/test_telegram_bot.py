@@ -43,7 +43,7 @@ async def test_commands_are_registered_in_dutch_and_english(api: BotApiStandIn, 
     await start_bot()
     assert {"nl", "en", ""} <= set(api.commands)
     dutch = {c["command"]: c["description"] for c in api.commands["nl"]}
-    assert set(dutch) == {"ask", "summary", "source", "more", "articles", "help"}
+    assert set(dutch) == {"ask", "summary", "source", "more", "articles", "follow", "following", "briefing", "help"}
     assert dutch["summary"] == "Samenvatting van een artikel"
     api.send_text(ANNA, "/start")
     assert "/summary" in (await api.wait_sent(ANNA["id"]))[0].text
