@@ -1,4 +1,4 @@
-"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve, doctor and matrix."""
+"""The ``bron`` command: ask, chat, ingest, feeds, eval, articles, remove, serve, doctor, matrix, db and migrate."""
 
 from __future__ import annotations
 
@@ -204,6 +204,22 @@ def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from bot.evaluate import evaluate
 
+    if config.storage.backend == "postgres":
+        # The eval ingests its articles into the library: never into a shared database that holds others.
+        from embeddings.storage.postgres import PgStore, redact
+
+        store = PgStore(config.storage.dsn)
+        try:
+            store.check()
+            held = store.db.count()
+        except Exception as exc:  # StoreError or a driver error: say which key to fix
+            raise ConfigError(f"config key storage.dsn: {exc}") from None
+        finally:
+            store.db.close()
+        if held:
+            print(f"bron: the database {redact(config.storage.dsn)} already holds {held} articles; `bron eval` with the "
+                  f"postgres backend needs an empty one (createdb, then `bron db upgrade`)", file=sys.stderr)
+            return 2
     result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None, cross_validate=args.cv)
     print(json.dumps(result))
     return 0
@@ -286,6 +302,67 @@ def cmd_matrix(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _postgres_dsn(config: Config) -> str:
+    """storage.dsn, or a ConfigError naming the key when it is not set."""
+    if not config.storage.dsn:
+        raise ConfigError(
+            "config key storage.dsn: not set; `bron db` and `bron migrate` need the PostgreSQL database. Set "
+            "BRON_STORAGE_DSN (e.g. postgresql://bron@db.example/bron) or storage.dsn_file."
+        )
+    return config.storage.dsn
+
+
+def cmd_db(args: argparse.Namespace, config: Config) -> int:
+    from embeddings.storage.postgres import SCHEMA_VERSION, PgStoreError, redact, schema_version, upgrade
+
+    import psycopg
+
+    dsn = _postgres_dsn(config)
+    try:
+        if args.action == "status":
+            with psycopg.connect(dsn, connect_timeout=10) as con:
+                have = schema_version(con)
+            state = "no Bron schema" if have is None else f"schema {have}"
+            todo = "up to date" if have == SCHEMA_VERSION else "run `bron db upgrade`"
+            print(f"{redact(dsn)}: {state}; this Bron needs schema {SCHEMA_VERSION}: {todo}")
+            return 0 if have == SCHEMA_VERSION else 1
+        before, after = upgrade(dsn)
+    except PgStoreError as err:
+        print(f"bron: {err}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(f"config key storage.dsn: cannot use the database {redact(dsn)} ({text}).") from None
+    if before == after:
+        print(f"{redact(dsn)}: schema {after}, already up to date")
+    else:
+        print(f"{redact(dsn)}: schema {'(none)' if before is None else before} -> {after}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    from embeddings.library import progress_callback
+    from embeddings.storage.postgres import copy_from_embedded, redact
+    from embeddings.storage.store import StoreError
+
+    import psycopg
+
+    dsn = _postgres_dsn(config)
+    source = Path(args.source).expanduser()
+    try:
+        totals = copy_from_embedded(source, dsn, progress_callback(not args.quiet, "Copying", "article"))
+    except StoreError as err:
+        print(f"bron: {err}", file=sys.stderr)
+        return 1
+    except psycopg.Error as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        print(f"bron: copying into {redact(dsn)} failed, nothing was changed ({text})", file=sys.stderr)
+        return 1
+    print(f"copied {totals['articles']} articles, {totals['passages']} passages, {totals['sentences']} sentences "
+          f"from {source} into {redact(dsn)} (nothing re-embedded). Set storage.backend: postgres to use it.")
+    return 0
+
+
 def _day(text: str):
     """A YYYY-MM-DD argument as a date; argparse shows the message when it is not one."""
     import datetime as dt
@@ -354,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check config, data dir, models, index and the chat platform; say how to fix")
     p.add_argument("platform", nargs="?", choices=["telegram", "matrix"], help="default: every configured one")
     p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("db", help="the PostgreSQL backend's schema: status, upgrade (storage.dsn)")
+    p.add_argument("action", choices=["status", "upgrade"])
+    p.set_defaults(func=cmd_db)
+    p = sub.add_parser("migrate", help="copy an embedded index into the PostgreSQL database without re-embedding")
+    p.add_argument("--from", dest="source", required=True, metavar="DATA_DIR", help="the embedded data dir to copy")
+    p.add_argument("--to", dest="target", required=True, choices=["postgres"], help="the database of storage.dsn")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("matrix", help="the Matrix bot's device, cross-signing, backup and rooms; its recovery key")
     p.add_argument("action", choices=["status", "recovery-key"])
     p.set_defaults(func=cmd_matrix)

@@ -188,8 +188,20 @@ class LoggingConfig:
 
 
 @dataclass
+class StorageConfig:
+    # "embedded": SQLite + vector segments in the data dir (one machine). "postgres": a PostgreSQL
+    # database with pgvector shared by every Bron process (README, "PostgreSQL backend").
+    backend: str = "embedded"
+    # postgres: a libpq connection string or URI. A secret: set BRON_STORAGE_DSN, or point dsn_file
+    # (BRON_STORAGE_DSN_FILE) at a file holding it (e.g. a systemd credential).
+    dsn: str = ""
+    dsn_file: str = ""
+
+
+@dataclass
 class Config:
     data_dir: str = ""
+    storage: StorageConfig = field(default_factory=StorageConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
@@ -230,6 +242,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "matrix.trust": ("tofu", "allowlist"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR"),
     "logging.format": ("text", "json"),
+    "storage.backend": ("embedded", "postgres"),
 }
 POSITIVE = {
     "retrieval.top_k", "retrieval.candidates", "chunking.max_chars", "summary.sentences",
@@ -382,6 +395,7 @@ def _validate(config: Config) -> None:
                 f"config key answer.model: {err}. Point it at a file written by `bron calibrate`, or leave it empty for the bundled model."
             ) from None
     _validate_ops(config)
+    _validate_storage(config)
     _validate_timezone(config)
     if not config.embeddings.multilingual:
         raise ConfigError(
@@ -395,6 +409,42 @@ def _validate(config: Config) -> None:
                 "config.yaml (relative to the config file; %r is the sample article) or with BRON_CORPUS_PATHS.",
                 path, "" if str(resolved) == path else f" (as {resolved})", BUNDLED_CORPUS,
             )
+
+
+def _validate_storage(config: Config) -> None:
+    """storage.dsn: read from dsn_file when set, required and well-formed for the postgres backend."""
+    storage = config.storage
+    if storage.dsn_file:
+        file = config.resolve(storage.dsn_file)
+        try:
+            storage.dsn = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigError(
+                f"config key storage.dsn_file: cannot read {file} ({reason}). Make it readable for this user, "
+                f"or set the connection string in BRON_STORAGE_DSN instead."
+            ) from None
+    if storage.backend != "postgres":
+        return
+    if not storage.dsn:
+        raise ConfigError(
+            "config key storage.dsn: empty, but storage.backend is postgres. Set BRON_STORAGE_DSN "
+            "(e.g. postgresql://bron@db.example/bron) or storage.dsn_file (BRON_STORAGE_DSN_FILE) to a file holding it."
+        )
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise ConfigError(
+            "config key storage.backend: postgres needs psycopg; install it with pip install 'psycopg[binary]' pgvector."
+        ) from None
+    try:
+        conninfo_to_dict(storage.dsn)
+    except Exception as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160].replace(storage.dsn, "<dsn>")
+        raise ConfigError(
+            f"config key storage.dsn: not a PostgreSQL connection string ({text}). Use a URI like "
+            f"postgresql://user@host:5432/dbname or key=value pairs (BRON_STORAGE_DSN)."
+        ) from None
 
 
 def _validate_timezone(config: Config) -> None:

@@ -29,10 +29,10 @@ from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.documents import Document
 from embeddings.retriever import Settings, retrieve
+from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
 from embeddings.storage.store import Store, StoreError, StoreWriteError
-from embeddings.storage.view import View
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -74,8 +74,10 @@ class Library:
         self.config = config
         self._encoders = encoders
         self._encoder_lock = threading.Lock()
-        self.store = Store(data_dir)
-        self._view: View | None = None
+        # storage.backend: the data directory (embedded) or a shared PostgreSQL database.
+        self.store: StoreBackend = open_store(config, data_dir)
+        self.embedded = isinstance(self.store, Store)
+        self._view: ViewBackend | None = None
         self._seen_version = -1
         self._checked = 0.0
         self._swap = threading.Lock()
@@ -92,6 +94,8 @@ class Library:
         """
         _prepare(data_dir)
         library = cls(data_dir, config, encoders)
+        if not library.embedded:
+            return library._open_shared(progress)
         if not Store.exists(data_dir):
             with library._ingest_lock():
                 library._create()
@@ -110,6 +114,23 @@ class Library:
                     log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
                     library._complete(progress)
         return library
+
+    def _open_shared(self, progress: ProgressArg) -> Library:
+        """Open a library in a shared database (postgres): never created nor migrated here, only by
+        ``bron db upgrade``."""
+        self._check()
+        self.refresh(force=True)
+        if not (self._needs_reembed() or self._needs_completion()):
+            return self  # the usual start: no writers' lock, so a long ingest elsewhere does not hold it up
+        with self._ingest_lock():
+            self.refresh(force=True)
+            if self._needs_reembed():
+                log.warning("embedding settings changed since the index was built: re-embedding all articles")
+                self._reembed(self._view.article_ids().tolist(), progress)
+            elif self._needs_completion():
+                log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
+                self._complete(progress)
+        return self
 
     def _create(self) -> None:
         """Create the library, converting an old snapshot data directory if there is one."""
@@ -131,6 +152,8 @@ class Library:
         try:
             self.store.check()
         except StoreError as err:
+            if not self.embedded:
+                raise DataDirError(f"config key storage.dsn: {err}.") from None
             raise DataDirError(
                 f"data dir {self.data_dir}: the index cannot be read ({err}). Restore the data dir from a backup, "
                 f"or move it aside and build a new index with `bron ingest PATH`."
@@ -196,7 +219,7 @@ class Library:
     # -- the current view -----------------------------------------------------------------------
 
     @property
-    def view(self) -> View:
+    def view(self) -> ViewBackend:
         """The current view (renewed if this or another process committed a change)."""
         self.refresh()
         assert self._view is not None
@@ -370,6 +393,14 @@ class Library:
         if getattr(self._writer, "held", False):
             yield
             return
+        if not self.embedded:  # a shared database: an advisory lock, across machines
+            with self.store.writer_lock():
+                self._writer.held = True
+                try:
+                    yield
+                finally:
+                    self._writer.held = False
+            return
         try:
             fh = open(self.data_dir / "ingest.lock", "w")
         except OSError as exc:
@@ -488,6 +519,9 @@ class Library:
         with those encoders only (nothing else is re-embedded)."""
         view = self.view
         callback = progress_callback(progress)
+        if not self.embedded:
+            self._complete_shared(view, callback)
+            return
         for seg in list(view.segments):
             missing = [e for e in self.encoders if e.name not in seg.chunk_vectors]
             if not missing:
@@ -511,6 +545,23 @@ class Library:
                         callback(min(i + ingesting.BATCH, len(texts)), len(texts))
                 extra[encoder.name] = full
             self.store.merge([seg.number], extra={seg.number: extra})
+        self.store.set_settings(self._settings_meta())
+        self.refresh(force=True)
+
+    def _complete_shared(self, view: ViewBackend, callback) -> None:
+        """Add the missing encoders' passage vectors in a shared database, article by article."""
+        missing = [e for e in self.encoders if not view.has_vectors(e.name)]
+        ids = view.article_ids().tolist()
+        for n, article_id in enumerate(ids):
+            article = view.article(article_id)
+            chunks = view.article_chunks(article_id)
+            if article is None or not chunks:
+                continue
+            texts = [article.text[c.start : c.end] for c in chunks]
+            for encoder in missing:
+                self.store.add_passage_vectors(encoder.name, [c.id for c in chunks], encoder.encode(texts))
+            if callback:
+                callback(n + 1, len(ids))
         self.store.set_settings(self._settings_meta())
         self.refresh(force=True)
 
