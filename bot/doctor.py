@@ -100,7 +100,7 @@ def check_index(config: Config, data_dir: Path) -> Finding:
         if not view.article_count:
             raise LookupError
     except LookupError:
-        corpus = [config.resolve(p) for p in config.corpus.paths]
+        corpus = config.corpus_paths()
         existing = [p for p in corpus if p.exists()]
         if not existing:
             return Finding("index", False, "empty, and no corpus.paths folder exists to build it from",
