@@ -130,21 +130,21 @@ def search(segments: Sequence[Postings], query: Sequence[str], n: int) -> list[t
         if not len(postings.lengths):
             continue
         scores = np.zeros(len(postings.lengths), dtype="float32")
-        touched = []
+        touched = np.zeros(len(postings.lengths), dtype=bool)
         for term, w in weights.items():
             if term not in idf:
                 continue
             rows, tf = found[term][s]
             if not len(rows):
                 continue
-            touched.append(rows)
+            touched[rows] = True
             tf = tf.astype("float32")
             norm = K1 * (1 - B + B * postings.lengths[rows] / avgdl)
             scores[rows] += w * idf[term] * tf / (tf + norm)
-        if not touched:
-            continue
         # Only passages holding a query term can score: rank those, not the whole segment.
-        candidates = np.unique(np.concatenate(touched))
+        candidates = np.flatnonzero(touched)
+        if not len(candidates):
+            continue
         k = min(n, len(candidates))
         sub = scores[candidates]
         top = candidates[np.argpartition(-sub, k - 1)[:k]] if k < len(candidates) else candidates
