@@ -14,7 +14,6 @@ the previous snapshot answering. A write that fails (disk full) removes what it 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from embeddings.index import VectorIndex
+from embeddings.storage.rows import ArticleRow, ChunkRow, SentenceRow
+from embeddings.storage.store import write_reason
 
 CURRENT = "CURRENT"
 GENERATION = re.compile(r"gen-(\d{6,})")
@@ -45,40 +46,6 @@ CREATE TABLE sentences (
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class ArticleRow:
-    id: int
-    key: str
-    title: str
-    outlet: str | None
-    date: str | None
-    url: str | None
-    language: str
-    text: str
-    hash: str
-    origin: str
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """A passage; its sentences are the sentence rows first_sentence..last_sentence."""
-
-    id: int
-    article_id: int
-    start: int
-    end: int
-    first_sentence: int
-    last_sentence: int
-
-
-@dataclass(frozen=True)
-class SentenceRow:
-    id: int
-    article_id: int
-    start: int
-    end: int
 
 
 @dataclass
@@ -228,7 +195,7 @@ def write_snapshot(data_dir: Path, data: SnapshotData) -> str:
         data_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=data_dir))
     except OSError as exc:
-        raise SnapshotWriteError(_write_reason(exc, data_dir)) from exc
+        raise SnapshotWriteError(write_reason(exc, data_dir)) from exc
     try:
         _write_files(tmp, data)
         name = f"gen-{_next_generation(data_dir):06d}"
@@ -236,7 +203,7 @@ def write_snapshot(data_dir: Path, data: SnapshotData) -> str:
         set_current(data_dir, name)
     except (OSError, sqlite3.Error, RuntimeError) as exc:
         # RuntimeError is how faiss reports a failed write.
-        reason = _write_reason(exc, data_dir)
+        reason = write_reason(exc, data_dir)
         _discard(data_dir, tmp, name)
         raise SnapshotWriteError(reason) from exc
     except BaseException:
@@ -249,7 +216,7 @@ def _write_files(folder: Path, data: SnapshotData) -> None:
     con = sqlite3.connect(folder / "meta.sqlite")
     try:
         con.executescript(SCHEMA)
-        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", [tuple(a.__dict__.values()) for a in data.articles])
+        con.executemany("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)", [tuple(a.__dict__.values())[:10] for a in data.articles])
         con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?)", [tuple(c.__dict__.values()) for c in data.chunks])
         con.executemany("INSERT INTO sentences VALUES (?,?,?,?)", [tuple(s.__dict__.values()) for s in data.sentences])
         con.commit()
@@ -286,20 +253,6 @@ def _discard(data_dir: Path, tmp: Path, name: str) -> None:
     if name and current_name(data_dir) != name:
         shutil.rmtree(data_dir / name, ignore_errors=True)
 
-
-def _write_reason(exc: BaseException, data_dir: Path) -> str:
-    """Why a write failed, in words; faiss does not say that the disk is full, so look."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "no space left on the disk"
-    try:
-        full = shutil.disk_usage(data_dir).free < 1024 * 1024
-    except OSError:
-        full = False
-    if full or "full" in str(exc).lower():
-        return "no space left on the disk"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return _reason(exc)
 
 
 def _next_generation(data_dir: Path) -> int:
