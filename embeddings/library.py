@@ -107,12 +107,7 @@ class Library:
                 library.store.clean()
                 library.refresh(force=True)
                 library.repair(progress, limit=AUTO_REPAIR_ARTICLES)
-                if library._needs_reembed():
-                    log.warning("embedding settings changed since the index was built: re-embedding all articles")
-                    library._reembed(library._view.article_ids().tolist(), progress)
-                elif library._needs_completion():
-                    log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
-                    library._complete(progress)
+                library._follow_settings(progress)
         return library
 
     def _open_shared(self, progress: ProgressArg) -> Library:
@@ -124,13 +119,17 @@ class Library:
             return self  # the usual start: no writers' lock, so a long ingest elsewhere does not hold it up
         with self._ingest_lock():
             self.refresh(force=True)
-            if self._needs_reembed():
-                log.warning("embedding settings changed since the index was built: re-embedding all articles")
-                self._reembed(self._view.article_ids().tolist(), progress)
-            elif self._needs_completion():
-                log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
-                self._complete(progress)
+            self._follow_settings(progress)
         return self
+
+    def _follow_settings(self, progress: ProgressArg) -> None:
+        """Re-embed after a change of encoder or chunking; add vectors of a newly wanted encoder."""
+        if self._needs_reembed():
+            log.warning("embedding settings changed since the index was built: re-embedding all articles")
+            self._reembed(self._view.article_ids().tolist(), progress)
+        elif self._needs_completion():
+            log.warning("retrieval.weight_dense > 0: embedding the stored passages with the missing encoders")
+            self._complete(progress)
 
     def _create(self) -> None:
         """Create the library, converting an old snapshot data directory if there is one."""
