@@ -4,7 +4,7 @@ usage:
     python benchmarks/postgres.py [--n 10000] [--nq 50] [--dsn DSN]
 
 Both backends store the same synthetic articles (built as ``benchmarks/scale.py`` does: real
-newsqa-dev sentences shuffled into ~1,300-character texts, split and tokenised as an ingest does,
+newsqa-dev sentences shuffled into five short paragraphs, split and tokenised as an ingest does,
 vectors = real e5 sentence vectors plus noise), committed in batches through each backend's
 ``commit`` (so the rate is the storage's, embedding excluded). Then ``--nq`` real newsqa-dev
 questions are answered through ``Library.rank`` (e5 query encoding included) on each, and the
@@ -33,37 +33,15 @@ BATCH = 2_000
 
 
 def synthetic(n: int, settings: dict, chunking, cache_dir: Path):
-    """Batches of ``Fresh`` articles (the generator of benchmarks/scale.py)."""
-    from scale import _noisy, _real_sentences
-
-    from embeddings.documents import Document
-    from embeddings.ingest import _split
-    from embeddings.lexical import tokenize
-    from embeddings.storage.store import Fresh
+    """Batches of ``Fresh`` articles, as benchmarks/scale.py builds them."""
+    from scale import _real_sentences, synthetic_article
 
     sentences, vectors = _real_sentences(NEWSQA / "articles.jsonl", cache_dir / "e5-sentences.npy")
     rng = np.random.default_rng(7)
     pyrng = random.Random(7)
     batch = []
     for i in range(n):
-        picked = pyrng.sample(range(len(sentences)), 12)
-        text = " ".join(sentences[j] for j in picked[:6]) + "\n\n" + " ".join(sentences[j] for j in picked[6:])
-        doc = Document(f"synthetic#{i}", f"Synthetisch artikel {i}", text, "Synthetisch", f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}",
-                       f"https://example.org/{i}", "nl", "synthetic")
-        spans, rows = _split(doc, chunking.max_chars, chunking.overlap_sentences)
-        index = {}
-        for j in picked:
-            index.setdefault(sentences[j], j)
-        sentence_vecs = _noisy(np.stack([vectors[index.get(text[s:e], picked[0])] for s, e in spans]), rng)
-        chunk_vecs = []
-        for s, e, first, last in rows:
-            v = sentence_vecs[first : last + 1].mean(axis=0) if last >= first else sentence_vecs[0]
-            chunk_vecs.append(v / np.linalg.norm(v))
-        art = sentence_vecs[:4].mean(axis=0)
-        batch.append(Fresh(
-            None, doc, spans, rows, [tokenize(f"{doc.title}. {doc.text[s:e]}") for s, e, _, _ in rows],
-            {settings["sentence_encoder"]: np.asarray(chunk_vecs, dtype="float32")}, sentence_vecs, art / np.linalg.norm(art),
-        ))
+        batch.append(synthetic_article(i, sentences, vectors, rng, pyrng, settings["sentence_encoder"], chunking))
         if len(batch) == BATCH:
             yield batch
             batch = []

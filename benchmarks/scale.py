@@ -66,14 +66,39 @@ def _noisy(base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype("float32")
 
 
-def build(directory: Path, n: int, articles: Path) -> None:
-    """A library of ``n`` synthetic articles in ``directory``."""
-    from bot.config import load_config
+def synthetic_article(i: int, sentences: list[str], vectors: np.ndarray, rng: np.random.Generator, pyrng: random.Random, encoder: str, chunking):
+    """Synthetic article ``i`` as an ingest would store it (a ``Fresh``): 12 real sentences in five
+    short paragraphs (~4.6 passages, like newsqa-dev), split and tokenised as an ingest does; each
+    sentence vector a noisy copy of the real one, passages and the article averaging theirs."""
     from embeddings.documents import Document
     from embeddings.ingest import _split
     from embeddings.lexical import tokenize
-    from embeddings.library import Library
     from embeddings.storage.store import Fresh
+
+    picked = pyrng.sample(range(len(sentences)), 12)
+    cuts = [0, 3, 6, 8, 10, 12]
+    text = "\n\n".join(" ".join(sentences[j] for j in picked[a:b]) for a, b in zip(cuts, cuts[1:]))
+    doc = Document(f"synthetic#{i}", f"Synthetisch artikel {i}", text, "Synthetisch", f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}", f"https://example.org/{i}", "nl", "synthetic")
+    spans, rows = _split(doc, chunking.max_chars, chunking.overlap_sentences)
+    index: dict[str, int] = {}
+    for j in picked:
+        index.setdefault(sentences[j], j)
+    sentence_vecs = _noisy(np.stack([vectors[index.get(text[s:e], picked[0])] for s, e in spans]), rng)
+    chunk_vecs = []
+    for s, e, first, last in rows:
+        v = sentence_vecs[first : last + 1].mean(axis=0) if last >= first else sentence_vecs[0]
+        chunk_vecs.append(v / np.linalg.norm(v))
+    art = sentence_vecs[:4].mean(axis=0)
+    return Fresh(
+        None, doc, spans, rows, [tokenize(f"{doc.title}. {doc.text[s:e]}") for s, e, _, _ in rows],
+        {encoder: np.asarray(chunk_vecs, dtype="float32")}, sentence_vecs, art / np.linalg.norm(art),
+    )
+
+
+def build(directory: Path, n: int, articles: Path) -> None:
+    """A library of ``n`` synthetic articles in ``directory``."""
+    from bot.config import load_config
+    from embeddings.library import Library
 
     directory.mkdir(parents=True, exist_ok=True)
     sentences, vectors = _real_sentences(articles, directory.parent / "e5-sentences.npy")
@@ -86,28 +111,10 @@ def build(directory: Path, n: int, articles: Path) -> None:
     cpu, wall = time.process_time(), time.perf_counter()
     done = library.count()
     while done < n:
-        batch = []
-        for i in range(done, min(n, done + BATCH)):
-            picked = pyrng.sample(range(len(sentences)), 12)
-            # Five short paragraphs, as news is written: ~4.6 passages per article, like newsqa-dev.
-            cuts = [0, 3, 6, 8, 10, 12]
-            text = "\n\n".join(" ".join(sentences[j] for j in picked[a:b]) for a, b in zip(cuts, cuts[1:]))
-            doc = Document(f"synthetic#{i}", f"Synthetisch artikel {i}", text, "Synthetisch", f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}", f"https://example.org/{i}", "nl", "synthetic")
-            spans, rows = _split(doc, config.chunking.max_chars, config.chunking.overlap_sentences)
-            # Each sentence's vector is a noisy copy of a real one; passages and the article average theirs.
-            index = {}
-            for j in picked:
-                index.setdefault(sentences[j], j)
-            sentence_vecs = _noisy(np.stack([vectors[index.get(text[s:e], picked[0])] for s, e in spans]), rng)
-            chunk_vecs = []
-            for s, e, first, last in rows:
-                v = sentence_vecs[first : last + 1].mean(axis=0) if last >= first else sentence_vecs[0]
-                chunk_vecs.append(v / np.linalg.norm(v))
-            art = sentence_vecs[:4].mean(axis=0)
-            batch.append(Fresh(
-                None, doc, spans, rows, [tokenize(f"{doc.title}. {doc.text[s:e]}") for s, e, _, _ in rows],
-                {settings["sentence_encoder"]: np.asarray(chunk_vecs, dtype="float32")}, sentence_vecs, art / np.linalg.norm(art),
-            ))
+        batch = [
+            synthetic_article(i, sentences, vectors, rng, pyrng, settings["sentence_encoder"], config.chunking)
+            for i in range(done, min(n, done + BATCH))
+        ]
         library.store.commit(batch, [], settings)
         library._compact()
         done += len(batch)
