@@ -14,6 +14,8 @@ checked at every start, never migrated silently)::
     postings         (term, passage, tf, passage length): BM25 over the tokens of
                      :func:`embeddings.lexical.tokenize`, scored in SQL with the Lucene formula of
                      :mod:`embeddings.storage.bm25`; ``terms`` keeps the document frequencies
+    conversations    (schema 2) per chat: the last answer and the articles behind /source and
+                     /summary, shared by every bot worker (:mod:`bot.memory`)
 
 A commit (an ingest, an update, a removal) is one transaction; it bumps ``version``, which readers
 poll (one indexed row) to notice changes by any process. Writers take an advisory lock, so one
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIM = 384
 # Below this many passages the dense search is exact (as the embedded backend's below 100k), above
 # it uses the HNSW index.
@@ -100,6 +102,12 @@ CREATE INDEX postings_passage ON postings(passage);
 CREATE TABLE terms (term text COLLATE "C" PRIMARY KEY, df bigint NOT NULL);
 INSERT INTO bron_meta VALUES ('version', '0'), ('next_chunk', '0'), ('next_sentence', '0'),
     ('articles', '0'), ('passages', '0'), ('tokens', '0');
+""",
+    2: """
+CREATE TABLE conversations (
+    id text PRIMARY KEY, articles bigint[], answer jsonb, updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX conversations_updated ON conversations(updated);
 """,
 }
 
@@ -223,6 +231,14 @@ class PgDatabase:
             with con.cursor(binary=binary) as cur:
                 cur.execute(sql, args)
                 return cur.fetchall()
+        return self.run(work)
+
+    def execute(self, sql: str, args: Any = None) -> int:
+        """One statement that returns no rows (retried like a read: use it for idempotent writes only); the row count."""
+        def work(con):
+            with con.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.rowcount
         return self.run(work)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ def test_db_upgrade_then_status(pg_server, config_file, monkeypatch, capsys):
     assert main(["--config", str(config_file), "db", "status"]) == 1
     assert "no Bron schema" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
-    assert "-> 1" in capsys.readouterr().out
+    assert "-> 2" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "status"]) == 0
