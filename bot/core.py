@@ -181,7 +181,13 @@ class Bron:
                 from embeddings.web import WebSources
 
                 pages = WebSources(self.library, FetchSettings.from_config(self.config.fetch))
-                self._web = Feeds(pages, self.library.data_dir, self.config.feeds.urls)
+                store = lease = None
+                if not self.library.embedded:
+                    # postgres: the feed state in the database, and one poller at a time across processes.
+                    from embeddings.storage.pg_feeds import PgFeedStore, PgPollLease
+
+                    store, lease = PgFeedStore(self.library.store.db), PgPollLease(self.library.store.db)
+                self._web = Feeds(pages, self.library.data_dir, self.config.feeds.urls, store, lease)
             return self._web
 
     def ingest_urls(self, urls: Sequence[str], progress: bool = False) -> IngestReport:

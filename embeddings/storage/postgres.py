@@ -16,6 +16,8 @@ checked at every start, never migrated silently)::
                      :mod:`embeddings.storage.bm25`; ``terms`` keeps the document frequencies
     conversations    (schema 2) per chat: the last answer and the articles behind /source and
                      /summary, shared by every bot worker (:mod:`bot.memory`)
+    feeds, feed_items (schema 3) what feeds.json holds for the embedded backend: the added feeds,
+                     their status and the items seen (:mod:`embeddings.storage.pg_feeds`)
 
 A commit (an ingest, an update, a removal) is one transaction; it bumps ``version``, which readers
 poll (one indexed row) to notice changes by any process. Writers take an advisory lock, so one
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DIM = 384
 # Below this many passages the dense search is exact (as the embedded backend's below 100k), above
 # it uses the HNSW index.
@@ -108,6 +110,15 @@ CREATE TABLE conversations (
     id text PRIMARY KEY, articles bigint[], answer jsonb, updated timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX conversations_updated ON conversations(updated);
+""",
+    3: """
+CREATE TABLE feeds (
+    url text PRIMARY KEY, added integer, title text, etag text, modified text, last_poll text, last_error text
+);
+CREATE TABLE feed_items (
+    feed text NOT NULL REFERENCES feeds(url) ON DELETE CASCADE, ident text NOT NULL, stamp text NOT NULL,
+    article bigint, failed integer NOT NULL DEFAULT 0, PRIMARY KEY (feed, ident)
+);
 """,
 }
 

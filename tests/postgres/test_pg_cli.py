@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
+from embeddings.storage.postgres import SCHEMA_VERSION
 from pg_testserver import pg_config
 from support import REPO, SEED_QUESTION_NL
 
@@ -24,7 +25,7 @@ def test_db_upgrade_then_status(pg_server, config_file, monkeypatch, capsys):
     assert main(["--config", str(config_file), "db", "status"]) == 1
     assert "no Bron schema" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
-    assert "-> 2" in capsys.readouterr().out
+    assert f"-> {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "status"]) == 0

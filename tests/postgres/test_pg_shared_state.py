@@ -49,19 +49,19 @@ def test_the_embedded_backend_keeps_conversations_in_the_process(bron):
 
 
 def test_a_schema_1_database_is_refused_until_upgraded(pg_server, encoders, tmp_path):
-    """Bron does not start on the schema before shared conversations; `bron db upgrade` adds the table."""
+    """Bron does not start on the schema before shared conversations and feeds; `bron db upgrade` adds them."""
     from bot.errors import DataDirError
     from embeddings.library import Library
-    from embeddings.storage.postgres import MIGRATIONS, upgrade
+    from embeddings.storage.postgres import MIGRATIONS, SCHEMA_VERSION, upgrade
     from pg_testserver import pg_config
 
     dsn = pg_server.create_database("bron_schema_1")
     with psycopg.connect(dsn, autocommit=True) as con:
         con.execute(MIGRATIONS[1])
         con.execute("INSERT INTO bron_meta VALUES ('schema', '1')")
-    with pytest.raises(DataDirError, match="schema 1, this Bron needs 2"):
+    with pytest.raises(DataDirError, match=f"schema 1, this Bron needs {SCHEMA_VERSION}"):
         Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
-    assert upgrade(dsn) == (1, 2)
+    assert upgrade(dsn) == (1, SCHEMA_VERSION)
     library = Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
-    assert library.store.db.query("SELECT count(*) FROM conversations")[0][0] == 0
+    assert library.store.db.query("SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM feeds)")[0][0] == 0
     library.store.db.close()
