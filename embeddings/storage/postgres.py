@@ -54,7 +54,8 @@ DIM = 384
 EXACT_BELOW = 20_000
 # Advisory lock key of the writers ("bron" in ASCII).
 WRITER_LOCK = 0x62726F6E
-# A read that finds the server gone is retried this long (a restart takes a few seconds).
+# A read that finds the server gone is retried this long (a restart takes a few seconds); then it
+# raises StorageUnavailable, which the bots tell the user (storage.retry_seconds).
 RECONNECT_SECONDS = 30.0
 # Connections per process: threads answering at once share them (a question holds one per query).
 POOL_SIZE = 8
@@ -177,13 +178,23 @@ def _vec(v: np.ndarray) -> np.ndarray:
 # -- connections ---------------------------------------------------------------------------------
 
 
+def _unavailable(dsn: str, exc: Exception) -> Exception:
+    """The error users are told about (the bots reply with its message) for a database gone too long."""
+    from bot.errors import StorageUnavailable
+
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    log.error("PostgreSQL database %s unreachable: %s", redact(dsn), text)
+    return StorageUnavailable()
+
+
 class PgDatabase:
     """A pool of connections to one database (at most :data:`POOL_SIZE` per process, however many
     threads answer), re-opened when the server went away, and the catalogue queries the library
     needs (the same methods as the embedded ``Database``)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, retry_seconds: float = RECONNECT_SECONDS) -> None:
         self.dsn = dsn
+        self.retry_seconds = retry_seconds
         self._pool = None
         self._lock = threading.Lock()
 
@@ -202,7 +213,7 @@ class PgDatabase:
                     from psycopg_pool import ConnectionPool
 
                     self._pool = ConnectionPool(
-                        self.dsn, min_size=1, max_size=POOL_SIZE, timeout=RECONNECT_SECONDS, open=True,
+                        self.dsn, min_size=1, max_size=POOL_SIZE, timeout=self.retry_seconds, open=True,
                         kwargs={"autocommit": True, "connect_timeout": 10}, configure=_register, name="bron",
                     )
         return self._pool
@@ -214,11 +225,12 @@ class PgDatabase:
         if pool is not None:
             pool.close()
 
-    def run(self, work: Callable[[Any], Any], retry_seconds: float = RECONNECT_SECONDS):
+    def run(self, work: Callable[[Any], Any], retry_seconds: float | None = None):
         """``work(connection)`` on a pooled connection, retried while the server is unreachable
-        (a connection the server dropped is discarded by the pool, and the idle ones are checked)."""
+        (a connection the server dropped is discarded by the pool, and the idle ones are checked);
+        :class:`~bot.errors.StorageUnavailable` once it stayed unreachable for ``retry_seconds``."""
         psycopg = _psycopg()
-        deadline = time.monotonic() + retry_seconds
+        deadline = time.monotonic() + (self.retry_seconds if retry_seconds is None else retry_seconds)
         pause = 0.1
         while True:
             try:
@@ -226,7 +238,7 @@ class PgDatabase:
                     return work(con)
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise
+                    raise _unavailable(self.dsn, exc) from exc
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
                 log.warning("PostgreSQL connection lost (%s); reconnecting", text)
                 try:
@@ -260,18 +272,23 @@ class PgDatabase:
         """A write transaction on a pooled connection that answers (checked first: a write is not
         retried): committed when the block ends, rolled back if it raises."""
         psycopg = _psycopg()
-        pool = self.pool()
-        deadline = time.monotonic() + RECONNECT_SECONDS
+        deadline = time.monotonic() + self.retry_seconds
         while True:
-            con = pool.getconn()
+            con = None
             try:
+                pool = self.pool()
+                con = pool.getconn()
                 con.execute("SELECT 1")
                 break
-            except psycopg.OperationalError:
-                pool.putconn(con)
+            except psycopg.OperationalError as exc:
+                if con is not None:
+                    pool.putconn(con)
                 if time.monotonic() > deadline:
-                    raise
-                pool.check()
+                    raise _unavailable(self.dsn, exc) from exc
+                try:
+                    pool.check()
+                except Exception:  # noqa: BLE001 - the next round reports it
+                    pass
                 time.sleep(0.2)
         try:
             with con.transaction():
@@ -406,9 +423,9 @@ def upgrade(dsn: str) -> tuple[int | None, int]:
 class PgStore:
     """Reads views of, and commits changes to, the library in one PostgreSQL database."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, retry_seconds: float = RECONNECT_SECONDS) -> None:
         self.dsn = dsn
-        self.db = PgDatabase(dsn)
+        self.db = PgDatabase(dsn, retry_seconds)
         self.broken: dict[int, str] = {}  # the embedded backend's damaged segments; none here
         self.name = redact(dsn)
 
