@@ -59,13 +59,16 @@ class LocalMemory:
 
     def remember(self, conversation: str, articles: list[int] | None = None, answer: Answer | None = None) -> None:
         with self._lock:
-            for table, value in ((self._articles, articles), (self._answers, answer)):
-                if value is None:
-                    continue
-                table[conversation] = list(value) if table is self._articles else value
-                table.move_to_end(conversation)
-                while len(table) > self._limit:
-                    table.popitem(last=False)
+            if articles is not None:
+                self._put(self._articles, conversation, list(articles))
+            if answer is not None:
+                self._put(self._answers, conversation, answer)
+
+    def _put(self, table: OrderedDict, conversation: str, value: object) -> None:
+        table[conversation] = value
+        table.move_to_end(conversation)
+        while len(table) > self._limit:
+            table.popitem(last=False)
 
     def articles(self, conversation: str) -> list[int]:
         with self._lock:
