@@ -39,7 +39,13 @@ class PgFeedStore:
     @contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
         """The state, exclusively (across every process on the database); the changes made to it are
-        written when the block ends, in the same transaction (nothing is written if it raises)."""
+        written when the block ends, in the same transaction (nothing is written if it raises).
+
+        A poll holds this transaction while it fetches and ingests, as the embedded backend holds
+        its file lock: polls and feed changes wait for each other. A server that ends idle
+        transactions sooner than a poll lasts (``idle_in_transaction_session_timeout``) makes every
+        poll's state write fail: the items are then fetched again at the next poll (and found
+        unchanged, not ingested twice), so leave that setting off for Bron's user."""
         with self.db.transaction() as con:
             con.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_STATE_LOCK,))
             state = _read(con)
