@@ -42,11 +42,11 @@ class PgFeedStore:
         written when the block ends, in the same transaction (nothing is written if it raises).
 
         A poll holds this transaction while it fetches and ingests, as the embedded backend holds
-        its file lock: polls and feed changes wait for each other. A server that ends idle
-        transactions sooner than a poll lasts (``idle_in_transaction_session_timeout``) makes every
-        poll's state write fail: the items are then fetched again at the next poll (and found
-        unchanged, not ingested twice), so leave that setting off for Bron's user."""
+        its file lock: polls and feed changes wait for each other."""
         with self.db.transaction() as con:
+            # Idle while pages are fetched: a server that ends idle transactions sooner would make
+            # every poll's state write fail (and the next poll fetch everything again).
+            con.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             con.execute("SELECT pg_advisory_xact_lock(%s)", (FEED_STATE_LOCK,))
             state = _read(con)
             before = copy.deepcopy(state)

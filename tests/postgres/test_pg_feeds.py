@@ -87,6 +87,22 @@ def test_a_poll_that_died_before_saving_its_state_ingests_nothing_twice(make_pg_
     assert [f.items_seen for f in bron.feeds()] == [2]
 
 
+def test_a_slow_poll_survives_a_server_that_ends_idle_transactions(make_pg_bron, pg_dsn):
+    """The poll's state transaction sits idle while pages are fetched; a server-wide
+    idle_in_transaction_session_timeout shorter than that must not lose the poll's state."""
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {admin.info.dbname} SET idle_in_transaction_session_timeout = '300ms'")
+    slow = _HeldPages(articles=load_articles(), feed_items=["d017", "d069"])
+    slow.released = threading.Event()
+    with NewsSite(slow) as site:
+        bron = make_pg_bron()
+        bron.add_feed(site.url("/feeds/news.rss"))
+        threading.Timer(1.5, slow.released.set).start()  # the pages take 1.5 s
+        report = bron.poll_feeds()
+        assert len(report.report.added) == 2
+        assert [f.items_seen for f in bron.feeds()] == [2]
+
+
 def test_one_process_holds_the_pollers_lease_until_its_connection_drops(pg_dsn):
     from embeddings.storage.pg_feeds import PgPollLease
     from embeddings.storage.postgres import PgDatabase
