@@ -105,7 +105,7 @@ class Bron:
                 # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
                 # so the best passages of the articles in scope are the news asked for.
                 answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
-            shown = newest_first(answer.passages) if scope.latest else answer.passages
+            shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
             answer = Answer(question, language, shown, answer.more, **limits)
         with self._lock:
             self._answers[conversation] = answer

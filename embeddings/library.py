@@ -294,6 +294,17 @@ class Library:
         """(id, date, outlet) of every article."""
         return self.store.db.dated()
 
+    def set_dates(self, dates: dict[int, str | None]) -> None:
+        """Change articles' publication dates, metadata only (``bron eval`` dates its throwaway index).
+
+        Raises NotImplementedError on a backend without it (postgres).
+        """
+        setter = getattr(self.store.db, "set_dates", None)
+        if setter is None:
+            raise NotImplementedError("set_dates: embedded backend only")
+        setter(dates)
+        self.refresh(force=True)
+
     def by_keys(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """{key: (id, content hash)} of the indexed articles among ``keys``."""
         return self.store.db.by_keys(keys)

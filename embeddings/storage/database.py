@@ -166,6 +166,17 @@ class Database:
         ).fetchall()
         return rows
 
+    def set_dates(self, dates: dict[int, str | None]) -> None:
+        """Change articles' publication dates, metadata only (evaluation gives a copy realistic dates).
+
+        The version counter moves on, so open readers see the change as they see an ingest.
+        """
+        with self.transaction() as con:
+            con.executemany("UPDATE articles SET date = ? WHERE id = ?", [(d, i) for i, d in dates.items()])
+            version = int(self.meta(con)["version"]) + 1
+            con.executemany("UPDATE articles SET version = ? WHERE id = ?", [(version, i) for i in dates])
+            self.set_meta(con, {"version": version})
+
     def count(self) -> int:
         """Number of articles."""
         return int(self.connection().execute("SELECT COUNT(*) FROM articles").fetchone()[0])
