@@ -7,9 +7,8 @@ Besides the retrieval ranking (evidence_hit@k, mrr@10), it scores the replies as
 - ``answered_hit@3``: the reply answers and one of its quotes holds the answer span;
 - ``lead_sentence_hit``: the reply answers and its leading (marked) sentence holds the answer span;
 - ``abstain_rate``: unanswerable questions declined; ``abstain_removed_rate``: answerable questions
-  declined when their own article is left out of the search (``removed_answered_right_rate``: those
-  answered then with a quote from another article that holds the answer span, which is no mistake);
-  ``false_abstain_rate``: answerable questions declined with their article present;
+  declined when their own article is left out of the search; ``false_abstain_rate``: answerable
+  questions declined with their article present;
 - ``reply_chars_p50``/``p90``: quoted characters a Telegram reader sees without expanding anything.
 
 When the answerability model was fitted on this very folder (the bundled model and newsqa-dev),
@@ -151,14 +150,12 @@ def score(library: Library, config: Config, questions: list[dict], keys: dict[in
             unanswerable.append({"lang": q["language"], "abstained": answer.abstained})
             continue
         removed = bron.answer(q["question"], "eval", exclude=[ids_of[q["article_id"]]])
-        # Another report of the same story may hold the answer too: then answering is right.
-        removed_right = not removed.abstained and any(normalise(q["answer"]) in normalise(p.text) for p in removed.passages)
         passages = library.rank(q["question"], answer.language, 10)
         e, a = _first_hit(passages, keys, q)
         shown, leading = _reader(answer, keys, q)
         answerable.append({
             "e": e, "a": a, "lang": q["language"], "abstained": answer.abstained,
-            "removed_abstained": removed.abstained, "removed_right": removed_right, "shown": shown, "leading": leading,
+            "removed_abstained": removed.abstained, "shown": shown, "leading": leading,
         })
         quote_chars += [len(p.text) for p in passages[:3]]
         if not answer.abstained:
@@ -175,7 +172,6 @@ def score(library: Library, config: Config, questions: list[dict], keys: dict[in
         result[f"lead_sentence_hit{suffix}"] = sum(r["leading"] for r in rows) / n
         result[f"abstain_rate{suffix}"] = sum(r["abstained"] for r in unans) / (len(unans) or 1)
         result[f"abstain_removed_rate{suffix}"] = sum(r["removed_abstained"] for r in rows) / n
-        result[f"removed_answered_right_rate{suffix}"] = sum(r["removed_right"] for r in rows) / n
         result[f"false_abstain_rate{suffix}"] = sum(r["abstained"] for r in rows) / n
     result["reply_chars_p50"] = _percentile(reply_chars, 0.5)
     result["reply_chars_p90"] = _percentile(reply_chars, 0.9)
