@@ -21,7 +21,8 @@ Figures (``dated_`` prefix in the eval's JSON line):
 - ``latest_newest_lead``: the reply leads with a quote of the *newest* article that answers (holds
   the answer span and is among the passages retrieved for the question), and that quote holds the
   span; ``latest_newest_lead_multi``: the same over the questions two or more articles answer,
-  where the order matters.
+  where the order matters; ``latest_newest_article``: the leading quote is from that article,
+  whether or not it is the quote that holds the answer.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def _score(
     out["dated_wrong_period_quotes_the_article"] = _share([r for r in rows if r["kind"] == "wrong period"], "quoted")
     multi = [r for r in rows if r["kind"] == "latest" and r["multi"]]
     out["dated_latest_newest_lead_multi"] = _share(multi, "right")
+    out["dated_latest_newest_article"] = _share([r for r in rows if r["kind"] == "latest"], "article")
     out["dated_latest_multi_questions"] = len(multi)
     for kind in kinds:
         out[f"dated_questions_{kind.replace(' ', '_')}"] = sum(r["kind"] == kind for r in rows)
@@ -203,8 +205,9 @@ def _latest(
             newest, answering = _newest_answering(library, q, ids_of[q["article_id"]], span, dated)
             answer = bron.answer(_ask(q["language"], "latest", "", q["question"], n % 2), "eval-dated")
             lead = answer.passages[0] if answer.passages else None
-            right = lead is not None and lead.article.id in newest and span in normalise(lead.text)
-            rows.append({"kind": "latest", "lang": q["language"], "right": right, "multi": answering > 1})
+            article = lead is not None and lead.article.id in newest
+            right = article and span in normalise(lead.text)
+            rows.append({"kind": "latest", "lang": q["language"], "right": right, "article": article, "multi": answering > 1})
     finally:
         library.remove(added)
     return rows
