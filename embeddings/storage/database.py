@@ -8,6 +8,7 @@ so a crash leaves either all of it or none.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from embeddings.storage.rows import ArticleRow
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -35,6 +38,20 @@ CREATE INDEX removed_version ON removed(version);
 CREATE TABLE segments (number INTEGER PRIMARY KEY, passages INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Title words ("/summary stikstof") are found through a trigram full-text index (any substring of three
+# characters or more, as instr() finds it, without reading every title). Triggers keep it in step with
+# the articles table, so every writer (ingest, merge, migration, an older Bron) updates it. Optional:
+# a Python whose SQLite lacks FTS5 or the trigram tokenizer falls back to scanning titles.
+TITLES = (
+    "CREATE VIRTUAL TABLE titles USING fts5(title, content='articles', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER titles_insert AFTER INSERT ON articles BEGIN "
+    "INSERT INTO titles(rowid, title) VALUES (new.id, new.title); END",
+    "CREATE TRIGGER titles_delete AFTER DELETE ON articles BEGIN "
+    "INSERT INTO titles(titles, rowid, title) VALUES ('delete', old.id, old.title); END",
+    "CREATE TRIGGER titles_update AFTER UPDATE OF title ON articles BEGIN "
+    "INSERT INTO titles(titles, rowid, title) VALUES ('delete', old.id, old.title); "
+    "INSERT INTO titles(rowid, title) VALUES (new.id, new.title); END",
+)
 ARTICLE_COLUMNS = "id, key, title, outlet, date, url, language, text, hash, origin, first_seen"
 COUNTERS = {"schema": SCHEMA_VERSION, "version": 0, "next_chunk": 0, "next_sentence": 0, "next_segment": 1}
 
@@ -47,6 +64,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._titles: bool | None = None
 
     @staticmethod
     def create(path: Path) -> None:
@@ -56,8 +74,27 @@ class Database:
             con.executescript(SCHEMA)
             con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in COUNTERS.items()])
             con.commit()
+            _add_titles(con)
         finally:
             con.close()
+
+    def ensure_titles(self) -> bool:
+        """Add the title index to a library made before it (filled from the stored titles); True when
+        the library has it. Needs write access."""
+        if self.has_titles():
+            return True
+        con = self.connection()
+        if not _add_titles(con):
+            return False
+        self._titles = None
+        return self.has_titles()
+
+    def has_titles(self) -> bool:
+        """Whether title words are looked up in the index (else every title is read)."""
+        if self._titles is None:
+            row = self.connection().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'titles'").fetchone()
+            self._titles = row is not None
+        return bool(self._titles)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit; reads see the latest committed state)."""
@@ -216,13 +253,34 @@ class Database:
         if outlets:
             where.append(f"lower(outlet) IN ({','.join('?' * len(outlets))})")
             args += [o.lower() for o in outlets]
+        indexed = [w for w in title_words if len(w) >= 3] if self.has_titles() else []
+        if indexed:
+            where.append("id IN (SELECT rowid FROM titles WHERE titles MATCH ?)")
+            args.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in indexed))
         for word in title_words:
-            where.append("instr(lower(title), ?) > 0")
-            args.append(word.lower())
+            if word not in indexed:
+                where.append("instr(lower(title), ?) > 0")
+                args.append(word.lower())
         order = "COALESCE(date, first_seen) DESC, id DESC" if newest_first else "id"
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         q = f"SELECT id, title, outlet, date, url, language, passages, first_seen FROM articles {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         return self.connection().execute(q, [*args, limit, offset]).fetchall()
+
+
+def _add_titles(con: sqlite3.Connection) -> bool:
+    """Create and fill the title index in one transaction; False when this SQLite cannot."""
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        for statement in TITLES:
+            con.execute(statement)
+        con.execute("INSERT INTO titles(titles) VALUES ('rebuild')")
+        con.execute("COMMIT")
+        return True
+    except sqlite3.OperationalError as exc:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        log.info("no title index (%s): title words are looked up by reading every title", exc)
+        return False
 
 
 def _batches(items: list, size: int = 500) -> Iterator[list]:
