@@ -205,3 +205,19 @@ def test_a_latest_phrase_is_not_searched_for() -> None:
     # "laatste" that is part of what is asked stays.
     assert "laatste" in read_scope("Wie was de laatste gijzelaar die vrijkwam?", TODAY).question
     assert read_scope("Hoe hard waaide het (gisteren)?", TODAY).question == "Hoe hard waaide het?"
+
+
+def test_a_period_admits_articles_by_their_day_whatever_the_time_and_never_undated_ones(make_bron, tmp_path: Path) -> None:
+    folder = tmp_path / "times"
+    folder.mkdir()
+    _write(folder, "a.md", "Storm in de nacht", "NOS", "2024-12-03T23:30:00+01:00",
+           "In Vlissingen werden vannacht windstoten van 130 kilometer per uur gemeten.")
+    (folder / "b.md").write_text("---\ntitle: Storm zonder datum\noutlet: NRC\n---\n\nIn Vlissingen werden windstoten van 90 kilometer per uur gemeten.\n", encoding="utf-8")
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    dates = {a.title: a.date for a in bron.library.articles()}
+    assert dates["Storm zonder datum"] is None and dates["Storm in de nacht"].startswith("2024-12-03")
+    answer = bron.answer("Hoe hard waaide het gisteren in Vlissingen?", "t1")
+    assert [p.article.title for p in answer.passages] == ["Storm in de nacht"]
+    assert bron.answer("Hoe hard waaide het vorige week in Vlissingen?", "t2").scope_empty
+    assert {p.article.outlet for p in bron.answer("Hoe hard waaide het in Vlissingen volgens de NRC?", "t3").passages} == {"NRC"}

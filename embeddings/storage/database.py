@@ -7,6 +7,7 @@ so a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import sqlite3
@@ -192,6 +193,31 @@ class Database:
         """(id, date, outlet) of every article (for questions limited to a period or outlet)."""
         return self.connection().execute("SELECT id, date, outlet FROM articles").fetchall()
 
+    def in_scope(
+        self, period: tuple[str | None, str | None] | None, outlets: Sequence[str] | None, limit: int | None = None,
+    ) -> list[int]:
+        """Ids of the articles published in ``period`` (inclusive ISO days, None for an open end; an
+        article without a date is in no period) and from one of ``outlets`` (exact names), through the
+        date and outlet indexes: a question about "vorige week" must not read every article."""
+        where, args = [], []
+        if period is not None:
+            since, until = period
+            where.append("date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'")
+            if since:
+                where.append("date >= ?")
+                args.append(since)
+            if until:
+                where.append("date < ?")
+                args.append(_day_after(until))
+        if outlets is not None:
+            if not outlets:
+                return []
+            where.append(f"outlet IN ({','.join('?' * len(outlets))})")
+            args += list(outlets)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        return [r[0] for r in self.connection().execute(f"SELECT id FROM articles {clause}{tail}", args)]
+
     def under(self, root: str) -> list[tuple[int, str, str]]:
         """(id, key, origin) of articles read from ``root`` or a file below it (an index range scan)."""
         con = self.connection()
@@ -265,6 +291,14 @@ class Database:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         q = f"SELECT id, title, outlet, date, url, language, passages, first_seen FROM articles {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         return self.connection().execute(q, [*args, limit, offset]).fetchall()
+
+
+def _day_after(day: str) -> str:
+    """The ISO day after ``day`` ("2024-12-31" -> "2025-01-01"); a string above every date for the last day."""
+    try:
+        return (dt.date.fromisoformat(day[:10]) + dt.timedelta(days=1)).isoformat()
+    except (ValueError, OverflowError):
+        return "\uffff"
 
 
 def _add_titles(con: sqlite3.Connection) -> bool:
