@@ -105,7 +105,7 @@ class Library:
             with library._ingest_lock():
                 finish(data_dir)
                 library.store.clean()
-                library.store.db.ensure_titles()  # a library made before the title index gets it
+                library.store.db.ensure_indexes()  # a library made before the list and title indexes gets them
                 library.refresh(force=True)
                 library.repair(progress, limit=AUTO_REPAIR_ARTICLES)
                 library._follow_settings(progress)

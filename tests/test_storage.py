@@ -305,9 +305,12 @@ def test_articles_are_found_by_title_words_through_the_index_after_updates_and_r
 def test_a_library_made_before_the_title_index_gets_it_on_open(old: Path, config: Config, encoders: list) -> None:
     library = Library.open(old, config, encoders=encoders)  # converted: made with the index
     con = library.store.db.connection()
-    for statement in ("DROP TRIGGER titles_insert", "DROP TRIGGER titles_delete", "DROP TRIGGER titles_update", "DROP TABLE titles"):
+    for statement in ("DROP TRIGGER titles_insert", "DROP TRIGGER titles_delete", "DROP TRIGGER titles_update", "DROP TABLE titles",
+                      "DROP INDEX articles_id", "DROP INDEX articles_recency"):
         con.execute(statement)
     library.store.db.close()
     reopened = Library.open(old, config, encoders=encoders)
     assert reopened.store.db.has_titles()
+    indexes = {r[0] for r in reopened.store.db.connection().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"articles_id", "articles_recency"} <= indexes
     assert [a.title for a in reopened.page(0, 5, title_words=["utrecht"])] == ["Treinstoring legt verkeer rond Utrecht plat"]
