@@ -243,7 +243,7 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
             print(f"bron: the database {redact(config.storage.dsn)} already holds {held} articles; `bron eval` with the "
                   f"postgres backend needs an empty one (createdb, then `bron db upgrade`)", file=sys.stderr)
             return 2
-    result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None, cross_validate=args.cv)
+    result = evaluate(Path(args.dir), config, work_dir=Path(args.data_dir) if args.data_dir else None, cross_validate=args.cv, dated=args.dated)
     print(json.dumps(result))
     return 0
 
@@ -444,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv = p.add_mutually_exclusive_group()
     cv.add_argument("--cv", dest="cv", action="store_true", default=None, help="refit the answerability model per fold of articles (default: when it was fitted on DIR)")
     cv.add_argument("--no-cv", dest="cv", action="store_false", help="use the configured answerability model as it is")
+    p.add_argument("--no-dated", dest="dated", action="store_false", help="skip the questions limited to a period or outlet and the 'latest' questions")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser("calibrate", help="fit the answerability model on a folder in the newsqa-dev format")
     p.add_argument("dir")

@@ -18,7 +18,7 @@ from bot.config import Config
 from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
 from bot.answering import CANDIDATES, asks_something, decide, newest_first
 from bot.memory import ConversationMemory, memory_for
-from bot.scope import NEWS, SOFT, Scope, read_scope
+from bot.scope import NEWS, SOFT, Scope, normalise_outlet, read_scope
 from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, More, PollReport, Sources, Summary
 from embeddings.language import detect_language
 from embeddings.library import Library
@@ -93,7 +93,7 @@ class Bron:
                 # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
                 # so the best passages of the articles in scope are the news asked for.
                 answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
-            shown = newest_first(answer.passages) if scope.latest else answer.passages
+            shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
             answer = Answer(question, language, shown, answer.more, **limits)
         # An abstention keeps the previous answer's sources: /source still names those.
         self.memory.remember(conversation, [a.id for a in answer.articles] if answer.passages else None, answer)
@@ -276,17 +276,21 @@ def _admitted(library, scope: Scope) -> tuple[set[int] | None, Scope]:
     A period named by an event-or-news phrase ("on Monday") is dropped when no dated article falls
     in it: the question is then about when something happened, not when it was reported.
     """
-    limited = bool(scope.outlets) or (scope.since is not None and scope.until is not None)
-    if not limited:
+    period = None
+    if scope.since is not None and scope.until is not None:
+        period = (
+            None if scope.since == dt.date.min else scope.since.isoformat(),
+            None if scope.until == dt.date.max else scope.until.isoformat(),
+        )
+    if period is None and not scope.outlets:
         return None, scope
-    articles = library.dated()
-    admitted = {i for i, date, outlet in articles if scope.admits(date, outlet)}
-    if scope.strength == SOFT and scope.since is not None:
-        in_period = Scope(scope.since, scope.until, scope.strength)
-        if not any(in_period.admits(date, None) for _, date, _ in articles):
-            scope = scope.without_period()
-            return _admitted(library, scope)
-    return admitted, scope
+    if scope.strength == SOFT and period is not None and not library.in_scope(period, None, limit=1):
+        return _admitted(library, scope.without_period())
+    names = None
+    if scope.outlets:
+        wanted = {normalise_outlet(o) for o in scope.outlets}
+        names = [o for o in library.outlets() if normalise_outlet(o) in wanted]
+    return library.in_scope(period, names), scope
 
 
 def _day(day: dt.date | None, open_end: dt.date) -> str | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.core import Bron
+from bot.evaluate_dated import score_dated
 from bot.models import Answer, Passage
 from bot.render import visible_chars
 from embeddings.answering.calibrate import FALSE_ABSTAIN, collect, fit, folds_of, normalise
@@ -85,10 +86,14 @@ def _reader(answer: Answer, keys: dict[int, str], question: dict) -> tuple[bool,
     return shown, leading
 
 
-def evaluate(folder: Path, config: Config, work_dir: Path | None = None, cross_validate: bool | None = None) -> dict[str, float]:
+def evaluate(
+    folder: Path, config: Config, work_dir: Path | None = None, cross_validate: bool | None = None, dated: bool = True,
+) -> dict[str, float]:
     """Ingest ``folder/articles.jsonl`` into a fresh index, ask every question, return the metrics.
 
     ``cross_validate`` None: only when the configured answerability model was fitted on ``folder``.
+    ``dated``: also score questions limited to a period or outlet and "latest" questions
+    (:mod:`bot.evaluate_dated`; embedded backend only).
     """
     questions = _read_jsonl(folder / "questions.jsonl")
     with tempfile.TemporaryDirectory(prefix="bron-eval-") as tmp:
@@ -103,6 +108,9 @@ def evaluate(folder: Path, config: Config, work_dir: Path | None = None, cross_v
             cross_validate = library.answerability.info.get("questions") == questions_fingerprint(folder)
         models = _fold_models(library, questions, keys) if cross_validate else None
         result = score(library, config, questions, keys, models)
+        if dated and library.embedded:
+            # Last: it gives the throwaway index publication dates (metadata only).
+            result.update(score_dated(library, config, questions, keys, models))
     result["ingest_s"] = round(ingest_s, 4)
     result["cross_validated"] = bool(cross_validate)
     return result

@@ -47,6 +47,14 @@ _REPORTED = re.compile(
     r"\b(meld\w*|schrijf\w*|schreef|schreven|zeg\w*|zei|zeiden|bericht\w*|publiceer\w*|report\w*|say\w*|said|writ\w*|wrote|publish\w*|cover\w*|nieuws|news)\b", re.I
 )
 _LATEST = re.compile(r"\b(laatste nieuws|laatste|nieuwste|recentste|meest recente|latest|newest|most recent)\b", re.I)
+# The part of a "latest" phrase that only asks for recency ("het laatste nieuws over", "the latest on"):
+# left out of the searched question, where "nieuws" and "latest" would be taken for what is asked.
+_LATEST_FRAME = re.compile(
+    r"\b(?:het |the )?(?:laatste|nieuwste|recentste|meest recente|latest|newest|most recent)"
+    r"(?: (?:nieuws|news|berichten|reports))?(?: (?:over|about|on|van|from|omtrent))?(?=\s*[?:,.]|\s+(?:over|about|on)\b|$)"
+    r"|\b(?:het |the )?(?:laatste|nieuwste|recentste|meest recente|latest|newest|most recent) (?:nieuws|news)(?: (?:over|about|on|van|from))?\b",
+    re.I,
+)
 
 NEWS, SOFT = "news", "soft"
 # Words that only frame a question's scope ("Nieuws van vorige week: …", "News from NOS: …").
@@ -206,9 +214,12 @@ def read_scope(question: str, today: dt.date, outlets: Iterable[str] = ()) -> Sc
         named = [known.get(normalise_outlet(m.group(1)), m.group(1)) for m in matches]
         rest = pattern.sub(" ", rest)
     latest = bool(_LATEST.search(rest))
+    if latest:
+        rest = _LATEST_FRAME.sub(" ", rest)
     # "Nieuws van vorige week: wie …?" leaves "Nieuws van : wie …?"; the frame is not part of what is asked.
     head, colon, tail = rest.partition(":")
     if colon and tail.strip() and all(w.lower() in _FRAME for w in re.findall(r"\w+", head)):
         rest = tail
+    rest = re.sub(r"\(\s*\)", " ", rest)  # "… (gisteren)?" leaves "()"
     rest = re.sub(r"\s+([?.!,])", r"\1", " ".join(rest.split())).strip(" ,")
     return Scope(since, until, strength, tuple(dict.fromkeys(named)), latest, rest if len(rest) > 2 else question)

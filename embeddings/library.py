@@ -105,6 +105,7 @@ class Library:
             with library._ingest_lock():
                 finish(data_dir)
                 library.store.clean()
+                library.store.db.ensure_indexes()  # a library made before the list and title indexes gets them
                 library.refresh(force=True)
                 library.repair(progress, limit=AUTO_REPAIR_ARTICLES)
                 library._follow_settings(progress)
@@ -293,6 +294,39 @@ class Library:
     def dated(self) -> list[tuple[int, str | None, str | None]]:
         """(id, date, outlet) of every article."""
         return self.store.db.dated()
+
+    def set_dates(self, dates: dict[int, str | None]) -> None:
+        """Change articles' publication dates, metadata only (``bron eval`` dates its throwaway index).
+
+        Raises NotImplementedError on a backend without it (postgres).
+        """
+        setter = getattr(self.store.db, "set_dates", None)
+        if setter is None:
+            raise NotImplementedError("set_dates: embedded backend only")
+        setter(dates)
+        self.refresh(force=True)
+
+    def in_scope(
+        self, period: tuple[str | None, str | None] | None, outlets: Collection[str] | None, limit: int | None = None,
+    ) -> set[int]:
+        """Ids of the articles published in ``period`` (inclusive ISO days, None for an open end;
+        undated articles are in no period) and from one of ``outlets`` (exact names; None: any)."""
+        finder = getattr(self.store.db, "in_scope", None)
+        if finder is not None:
+            return set(finder(period, None if outlets is None else list(outlets), limit))
+        # A backend without the query (postgres): the same filter over every article's date and outlet.
+        found = set()
+        for article_id, date, outlet in self.store.db.dated():
+            if outlets is not None and outlet not in outlets:
+                continue
+            if period is not None:
+                day = (date or "").strip()[:10]
+                if len(day) != 10 or not day[:4].isdigit() or (period[0] and day < period[0]) or (period[1] and day > period[1]):
+                    continue
+            found.add(article_id)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
 
     def by_keys(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """{key: (id, content hash)} of the indexed articles among ``keys``."""

@@ -97,3 +97,25 @@ def test_eval_scores_what_the_reader_sees(make_bron, config, tmp_path: Path) -> 
         assert {key, key + "_nl", key + "_en"} <= set(result)
     assert result["answered_hit@3"] >= 2 / 3 and result["false_abstain_rate"] <= 1 / 3
     assert 0 < result["reply_chars_p50"] <= result["reply_chars_p90"]
+
+
+def test_eval_scores_dated_outlet_and_latest_questions(make_bron, config, tmp_path: Path) -> None:
+    from bot.evaluate_dated import score_dated
+
+    articles = [json.loads(line) for line in (NEWSQA / "articles.jsonl").read_text(encoding="utf-8").splitlines()[:2]]
+    folder = tmp_path / "mini"
+    folder.mkdir()
+    (folder / "articles.jsonl").write_text("\n".join(json.dumps(a) for a in articles) + "\n", encoding="utf-8")
+    questions = [json.loads(line) for line in (NEWSQA / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    mine = [q for q in questions if q["article_id"] in {a["id"] for a in articles}][:4]
+    bron = make_bron(folder)
+    before = sorted(bron.library.dated())
+    keys = {i: k.rsplit("#", 1)[-1] for i, k in bron.library.keys().items()}
+    result = score_dated(bron.library, config, mine, keys)
+    assert result["dated_questions_period"] == result["dated_questions_latest"] == len(mine)
+    # A period that does not hold the article never quotes it; every quote respects the period asked.
+    assert result["dated_wrong_period_quotes_the_article"] == 0
+    assert result["dated_quotes_in_scope_period"] == result["dated_quotes_in_scope_wrong_period"] == 1
+    assert result["dated_scoped_answered_period"] >= 0.5 and result["dated_latest_newest_lead"] >= 0.5
+    # The throwaway index is left as it was: own dates back, follow-up reports gone.
+    assert sorted(bron.library.dated()) == before and bron.library.count() == 2

@@ -182,3 +182,42 @@ def test_an_outlet_named_as_a_subject_does_not_limit_the_search() -> None:
     scope = read_scope("Who is the Red Bull team principal who praised Verstappen?", TODAY, ["Red Bull", "NOS"])
     assert scope.outlets == () and "Red Bull" in scope.question
     assert read_scope("Wat meldt Red Bull over de race?", TODAY, ["Red Bull"]).outlets == ("Red Bull",)
+
+
+def test_latest_is_not_led_by_a_newer_report_that_does_not_answer(make_bron, tmp_path: Path) -> None:
+    folder = tmp_path / "story"
+    folder.mkdir()
+    _write(folder, "a.md", "Storm raast over Zeeland", "NOS", "2024-12-02",
+           "Een zware storm raasde over Zeeland. In Vlissingen werden windstoten van 130 kilometer per uur gemeten.\n\n"
+           "De brandweer rukte meer dan tweehonderd keer uit voor omgewaaide bomen.")
+    _write(folder, "b.md", "Opruimen na de storm in Zeeland", "NRC", "2024-12-04",
+           "In Vlissingen ruimt de gemeente na de storm omgewaaide bomen op. Het stadspark blijft gesloten.\n\n"
+           "Verzekeraars verwachten veel schademeldingen van huiseigenaren in Vlissingen.")
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    answer = bron.answer("Wat is het laatste nieuws: hoe hard waaide het in Vlissingen?", "s7")
+    assert not answer.abstained and "130 kilometer" in answer.passages[0].text
+
+
+def test_a_latest_phrase_is_not_searched_for() -> None:
+    assert read_scope("Wat is het laatste nieuws over de kabinetscrisis?", TODAY).question == "Wat is over de kabinetscrisis?"
+    assert read_scope("Latest news: who won the vote?", TODAY).question == "who won the vote?"
+    # "laatste" that is part of what is asked stays.
+    assert "laatste" in read_scope("Wie was de laatste gijzelaar die vrijkwam?", TODAY).question
+    assert read_scope("Hoe hard waaide het (gisteren)?", TODAY).question == "Hoe hard waaide het?"
+
+
+def test_a_period_admits_articles_by_their_day_whatever_the_time_and_never_undated_ones(make_bron, tmp_path: Path) -> None:
+    folder = tmp_path / "times"
+    folder.mkdir()
+    _write(folder, "a.md", "Storm in de nacht", "NOS", "2024-12-03T23:30:00+01:00",
+           "In Vlissingen werden vannacht windstoten van 130 kilometer per uur gemeten.")
+    (folder / "b.md").write_text("---\ntitle: Storm zonder datum\noutlet: NRC\n---\n\nIn Vlissingen werden windstoten van 90 kilometer per uur gemeten.\n", encoding="utf-8")
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    dates = {a.title: a.date for a in bron.library.articles()}
+    assert dates["Storm zonder datum"] is None and dates["Storm in de nacht"].startswith("2024-12-03")
+    answer = bron.answer("Hoe hard waaide het gisteren in Vlissingen?", "t1")
+    assert [p.article.title for p in answer.passages] == ["Storm in de nacht"]
+    assert bron.answer("Hoe hard waaide het vorige week in Vlissingen?", "t2").scope_empty
+    assert {p.article.outlet for p in bron.answer("Hoe hard waaide het in Vlissingen volgens de NRC?", "t3").passages} == {"NRC"}

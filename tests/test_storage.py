@@ -280,3 +280,37 @@ def test_bm25_over_segments_scores_as_one_bm25s_index() -> None:
     for _, row, score in search([merged], query, 100):
         again[row] = score
     assert np.allclose(again, expected, atol=1e-5)
+
+
+def test_articles_are_found_by_title_words_through_the_index_after_updates_and_removals(
+    make_bron: Callable[..., Bron], tmp_path: Path
+) -> None:
+    from bot.errors import UnknownArticle
+
+    corpus = tmp_path / "corpus"
+    towns = _small_articles(corpus, 3)
+    bron = make_bron(corpus)
+    assert bron.library.store.db.has_titles()
+    assert bron.find_article("brug deventer").title == "Nieuwe brug in Deventer"
+    assert bron.find_article("BRUG in ZWOL").title == "Nieuwe brug in Zwolle", "any part of a word, any case"
+    towns[0].write_text(towns[0].read_text(encoding="utf-8").replace("Nieuwe brug in Zwolle", "Fietsbrug Zwolle open"), encoding="utf-8")
+    towns[1].unlink()
+    bron.ingest([corpus])
+    assert bron.find_article("fietsbrug zwolle").title == "Fietsbrug Zwolle open"
+    for gone in ("nieuwe brug zwolle", "deventer"):
+        with pytest.raises(UnknownArticle):
+            bron.find_article(gone)
+
+
+def test_a_library_made_before_the_title_index_gets_it_on_open(old: Path, config: Config, encoders: list) -> None:
+    library = Library.open(old, config, encoders=encoders)  # converted: made with the index
+    con = library.store.db.connection()
+    for statement in ("DROP TRIGGER titles_insert", "DROP TRIGGER titles_delete", "DROP TRIGGER titles_update", "DROP TABLE titles",
+                      "DROP INDEX articles_id", "DROP INDEX articles_recency"):
+        con.execute(statement)
+    library.store.db.close()
+    reopened = Library.open(old, config, encoders=encoders)
+    assert reopened.store.db.has_titles()
+    indexes = {r[0] for r in reopened.store.db.connection().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"articles_id", "articles_recency"} <= indexes
+    assert [a.title for a in reopened.page(0, 5, title_words=["utrecht"])] == ["Treinstoring legt verkeer rond Utrecht plat"]

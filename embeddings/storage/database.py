@@ -7,7 +7,9 @@ so a crash leaves either all of it or none.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from embeddings.storage.rows import ArticleRow
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -35,6 +39,27 @@ CREATE INDEX removed_version ON removed(version);
 CREATE TABLE segments (number INTEGER PRIMARY KEY, passages INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Title words ("/summary stikstof") are found through a trigram full-text index (any substring of three
+# characters or more, as instr() finds it, without reading every title). Triggers keep it in step with
+# the articles table, so every writer (ingest, merge, migration, an older Bron) updates it. Optional:
+# a Python whose SQLite lacks FTS5 or the trigram tokenizer falls back to scanning titles.
+TITLES = (
+    "CREATE VIRTUAL TABLE titles USING fts5(title, content='articles', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER titles_insert AFTER INSERT ON articles BEGIN "
+    "INSERT INTO titles(rowid, title) VALUES (new.id, new.title); END",
+    "CREATE TRIGGER titles_delete AFTER DELETE ON articles BEGIN "
+    "INSERT INTO titles(titles, rowid, title) VALUES ('delete', old.id, old.title); END",
+    "CREATE TRIGGER titles_update AFTER UPDATE OF title ON articles BEGIN "
+    "INSERT INTO titles(titles, rowid, title) VALUES ('delete', old.id, old.title); "
+    "INSERT INTO titles(rowid, title) VALUES (new.id, new.title); END",
+)
+# Indexes for the article list (added to older libraries on start, see Database.ensure_indexes):
+# article rows hold their text, so paging by id or by date through the table reads every row before
+# the page (24 ms for page 5,000 of 100k), through these small indexes 0.4 ms.
+EXTRA_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS articles_id ON articles(id)",
+    "CREATE INDEX IF NOT EXISTS articles_recency ON articles(COALESCE(date, first_seen), id)",
+)
 ARTICLE_COLUMNS = "id, key, title, outlet, date, url, language, text, hash, origin, first_seen"
 COUNTERS = {"schema": SCHEMA_VERSION, "version": 0, "next_chunk": 0, "next_sentence": 0, "next_segment": 1}
 
@@ -47,6 +72,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._titles: bool | None = None
 
     @staticmethod
     def create(path: Path) -> None:
@@ -55,9 +81,32 @@ class Database:
         try:
             con.executescript(SCHEMA)
             con.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in COUNTERS.items()])
+            for statement in EXTRA_INDEXES:
+                con.execute(statement)
             con.commit()
+            _add_titles(con)
         finally:
             con.close()
+
+    def ensure_indexes(self) -> bool:
+        """Add the list and title indexes to a library made before them (filled from the stored rows);
+        True when the library has the title index. Needs write access."""
+        con = self.connection()
+        for statement in EXTRA_INDEXES:
+            con.execute(statement)
+        if self.has_titles():
+            return True
+        if not _add_titles(con):
+            return False
+        self._titles = None
+        return self.has_titles()
+
+    def has_titles(self) -> bool:
+        """Whether title words are looked up in the index (else every title is read)."""
+        if self._titles is None:
+            row = self.connection().execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'titles'").fetchone()
+            self._titles = row is not None
+        return bool(self._titles)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit; reads see the latest committed state)."""
@@ -155,6 +204,31 @@ class Database:
         """(id, date, outlet) of every article (for questions limited to a period or outlet)."""
         return self.connection().execute("SELECT id, date, outlet FROM articles").fetchall()
 
+    def in_scope(
+        self, period: tuple[str | None, str | None] | None, outlets: Sequence[str] | None, limit: int | None = None,
+    ) -> list[int]:
+        """Ids of the articles published in ``period`` (inclusive ISO days, None for an open end; an
+        article without a date is in no period) and from one of ``outlets`` (exact names), through the
+        date and outlet indexes: a question about "vorige week" must not read every article."""
+        where, args = [], []
+        if period is not None:
+            since, until = period
+            where.append("date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'")
+            if since:
+                where.append("date >= ?")
+                args.append(since)
+            if until:
+                where.append("date < ?")
+                args.append(_day_after(until))
+        if outlets is not None:
+            if not outlets:
+                return []
+            where.append(f"outlet IN ({','.join('?' * len(outlets))})")
+            args += list(outlets)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        return [r[0] for r in self.connection().execute(f"SELECT id FROM articles {clause}{tail}", args)]
+
     def under(self, root: str) -> list[tuple[int, str, str]]:
         """(id, key, origin) of articles read from ``root`` or a file below it (an index range scan)."""
         con = self.connection()
@@ -165,6 +239,17 @@ class Database:
             "SELECT id, key, origin FROM articles WHERE origin >= ? AND origin < ?", (prefix, prefix[:-1] + "0")
         ).fetchall()
         return rows
+
+    def set_dates(self, dates: dict[int, str | None]) -> None:
+        """Change articles' publication dates, metadata only (evaluation gives a copy realistic dates).
+
+        The version counter moves on, so open readers see the change as they see an ingest.
+        """
+        with self.transaction() as con:
+            con.executemany("UPDATE articles SET date = ? WHERE id = ?", [(d, i) for i, d in dates.items()])
+            version = int(self.meta(con)["version"]) + 1
+            con.executemany("UPDATE articles SET version = ? WHERE id = ?", [(version, i) for i in dates])
+            self.set_meta(con, {"version": version})
 
     def count(self) -> int:
         """Number of articles."""
@@ -205,13 +290,47 @@ class Database:
         if outlets:
             where.append(f"lower(outlet) IN ({','.join('?' * len(outlets))})")
             args += [o.lower() for o in outlets]
+        indexed = [w for w in title_words if len(w) >= 3] if self.has_titles() else []
+        if indexed:
+            where.append("id IN (SELECT rowid FROM titles WHERE titles MATCH ?)")
+            args.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in indexed))
         for word in title_words:
-            where.append("instr(lower(title), ?) > 0")
-            args.append(word.lower())
+            if word not in indexed:
+                where.append("instr(lower(title), ?) > 0")
+                args.append(word.lower())
         order = "COALESCE(date, first_seen) DESC, id DESC" if newest_first else "id"
+        columns = "id, title, outlet, date, url, language, passages, first_seen"
+        if not where and not newest_first:
+            # The page's first id from the small id index, then the rows from there.
+            q = f"SELECT {columns} FROM articles WHERE id >= (SELECT id FROM articles ORDER BY id LIMIT 1 OFFSET ?) ORDER BY id LIMIT ?"
+            return self.connection().execute(q, [offset, limit]).fetchall()
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        q = f"SELECT id, title, outlet, date, url, language, passages, first_seen FROM articles {clause} ORDER BY {order} LIMIT ? OFFSET ?"
+        q = f"SELECT {columns} FROM articles {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         return self.connection().execute(q, [*args, limit, offset]).fetchall()
+
+
+def _day_after(day: str) -> str:
+    """The ISO day after ``day`` ("2024-12-31" -> "2025-01-01"); a string above every date for the last day."""
+    try:
+        return (dt.date.fromisoformat(day[:10]) + dt.timedelta(days=1)).isoformat()
+    except (ValueError, OverflowError):
+        return "\uffff"
+
+
+def _add_titles(con: sqlite3.Connection) -> bool:
+    """Create and fill the title index in one transaction; False when this SQLite cannot."""
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        for statement in TITLES:
+            con.execute(statement)
+        con.execute("INSERT INTO titles(titles) VALUES ('rebuild')")
+        con.execute("COMMIT")
+        return True
+    except sqlite3.OperationalError as exc:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        log.info("no title index (%s): title words are looked up by reading every title", exc)
+        return False
 
 
 def _batches(items: list, size: int = 500) -> Iterator[list]:
