@@ -143,6 +143,8 @@ def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
                 where = "config" if f.from_config else "added"
                 status = f"error: {f.last_error}" if f.last_error else f"last poll {f.last_poll or 'never'}"
                 print(f"{f.url}\t{f.title or '-'}\t{where}\t{f.items_seen} articles\t{status}")
+        elif args.every:
+            return _poll_every(bron, args.every)
         else:
             poll = bron.poll_feeds(progress=not args.quiet)
             print(f"polled {len(poll.feeds)} feeds: {poll.fetched} new or changed items, {poll.seen_before} seen before")
@@ -153,6 +155,27 @@ def cmd_feeds(args: argparse.Namespace, config: Config) -> int:
     except FeedError as err:
         print(f"bron: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _poll_every(bron, minutes: float) -> int:
+    """`bron feeds poll --every MINUTES`: a feed poller service, until SIGTERM or SIGINT. With the
+    postgres backend any number may run: the one holding the poller's lock polls, another takes over
+    when it dies."""
+    import asyncio
+    import signal
+
+    from bot.core import CoreFeeds
+    from embeddings.feeds import poll_every
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await poll_every(CoreFeeds(bron), minutes, stop)  # type: ignore[arg-type]
+
+    asyncio.run(run())
     return 0
 
 
@@ -399,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
         q = feeds.add_parser(action, help=text)
         q.add_argument("url")
     feeds.add_parser("list", help="list the feeds and their status")
-    feeds.add_parser("poll", help="fetch the feeds and ingest their new and changed articles")
+    q = feeds.add_parser("poll", help="fetch the feeds and ingest their new and changed articles")
+    q.add_argument("--every", type=float, metavar="MINUTES",
+                   help="keep polling every MINUTES until stopped (postgres: only one such process polls at a time)")
     p.set_defaults(func=cmd_feeds)
     p = sub.add_parser("articles", help="list indexed articles")
     p.add_argument("--since", type=_day, help="published on or after this day (YYYY-MM-DD)")

@@ -196,6 +196,9 @@ class StorageConfig:
     # (BRON_STORAGE_DSN_FILE) at a file holding it (e.g. a systemd credential).
     dsn: str = ""
     dsn_file: str = ""
+    # postgres: how long a question waits for a database that went away (a restart takes seconds)
+    # before the user is told it is unavailable.
+    retry_seconds: float = 30.0
 
 
 @dataclass
@@ -250,7 +253,7 @@ POSITIVE = {
     "telegram.articles_per_page", "matrix.articles_per_page",
     "telegram.concurrent_updates", "telegram.rate_limit.per_seconds",
     "fetch.timeout", "fetch.max_bytes", "fetch.concurrency",
-    "ops.drain_seconds", "follow.max_pushes_per_hour", "follow.briefing_items", "follow.check_seconds",
+    "ops.drain_seconds", "storage.retry_seconds", "follow.max_pushes_per_hour", "follow.briefing_items", "follow.check_seconds",
 }
 NON_NEGATIVE = {
     "retrieval.merge_chars", "retrieval.merge_depth", "fetch.max_redirects", "feeds.poll_minutes",

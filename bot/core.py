@@ -11,13 +11,13 @@ import datetime as dt
 import logging
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.config import Config
 from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
 from bot.answering import CANDIDATES, asks_something, decide, newest_first
+from bot.memory import ConversationMemory, memory_for
 from bot.scope import NEWS, SOFT, Scope, normalise_outlet, read_scope
 from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, More, PollReport, Sources, Summary
 from embeddings.language import detect_language
@@ -25,8 +25,6 @@ from embeddings.library import Library
 from embeddings.summarize import summarize_article
 
 log = logging.getLogger(__name__)
-
-MAX_CONVERSATIONS = 10_000
 
 
 def is_number(text: str) -> bool:
@@ -37,13 +35,16 @@ def is_number(text: str) -> bool:
 class Bron:
     """One Bron instance serves every conversation; state is kept per conversation id."""
 
-    def __init__(self, config: Config, library: Library, today: Callable[[], dt.date] = dt.date.today) -> None:
+    def __init__(
+        self, config: Config, library: Library, today: Callable[[], dt.date] = dt.date.today,
+        memory: ConversationMemory | None = None,
+    ) -> None:
         self.config = config
         self.library = library
         # "vandaag", "vorige week" in questions are read relative to this (tests set the clock).
         self.today = today
-        self._last: OrderedDict[str, list[int]] = OrderedDict()
-        self._answers: OrderedDict[str, Answer] = OrderedDict()
+        # The last answer per conversation: in this process, or (postgres) shared by every worker.
+        self.memory = memory or memory_for(library)
         self._lock = threading.Lock()
         self._web = None
         self._follow = None
@@ -58,19 +59,6 @@ class Bron:
             report = library.ingest([p for p in paths if p.exists()], progress=progress)
             log.info("built index from corpus: %d articles", len(report.added))
         return bron
-
-    # -- conversation state -------------------------------------------------------------------
-
-    def _remember(self, conversation: str, article_ids: list[int]) -> None:
-        with self._lock:
-            self._last[conversation] = article_ids
-            self._last.move_to_end(conversation)
-            while len(self._last) > MAX_CONVERSATIONS:
-                self._last.popitem(last=False)
-
-    def _recall(self, conversation: str) -> list[int]:
-        with self._lock:
-            return list(self._last.get(conversation, []))
 
     # -- the four things a user can ask for ---------------------------------------------------
 
@@ -107,23 +95,17 @@ class Bron:
                 answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
             shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
             answer = Answer(question, language, shown, answer.more, **limits)
-        with self._lock:
-            self._answers[conversation] = answer
-            self._answers.move_to_end(conversation)
-            while len(self._answers) > MAX_CONVERSATIONS:
-                self._answers.popitem(last=False)
-        if answer.passages:
-            self._remember(conversation, [a.id for a in answer.articles])
+        # An abstention keeps the previous answer's sources: /source still names those.
+        self.memory.remember(conversation, [a.id for a in answer.articles] if answer.passages else None, answer)
         return answer
 
     def more(self, conversation: str = "default") -> More:
         """The last answer's quotes in full, and the other passages that came close."""
-        with self._lock:
-            answer = self._answers.get(conversation)
+        answer = self.memory.answer(conversation)
         if answer is None:
             raise NoPreviousAnswer()
         if answer.more:
-            self._remember(conversation, [a.id for a in answer.articles] + [p.article.id for p in answer.more])
+            self.memory.remember(conversation, [a.id for a in answer.articles] + [p.article.id for p in answer.more])
         return More(question=answer.question, language=answer.language, quotes=answer.passages, others=answer.more)
 
     def summarize(self, ref: str | None = None, conversation: str = "default") -> Summary:
@@ -131,12 +113,12 @@ class Bron:
         article = self.find_article(ref) if ref and ref.strip() else self._last_article(conversation)
         text = self.library.article_text(article.id)
         sentences = summarize_article(self.library, article.id, self.config.summary.sentences, self.config.summary.diversity)
-        self._remember(conversation, [article.id])
+        self.memory.remember(conversation, [article.id])
         return Summary(article=article, sentences=sentences or [text[:300]])
 
     def sources(self, conversation: str = "default") -> Sources:
         """The articles quoted in the conversation's last answer."""
-        ids = self._recall(conversation)
+        ids = self.memory.articles(conversation)
         if not ids:
             raise NoPreviousAnswer()
         return Sources([a for a in (self.library.article(i) for i in ids) if a is not None])
@@ -199,7 +181,13 @@ class Bron:
                 from embeddings.web import WebSources
 
                 pages = WebSources(self.library, FetchSettings.from_config(self.config.fetch))
-                self._web = Feeds(pages, self.library.data_dir, self.config.feeds.urls)
+                store = lease = None
+                if not self.library.embedded:
+                    # postgres: the feed state in the database, and one poller at a time across processes.
+                    from embeddings.storage.pg_feeds import PgFeedStore, PgPollLease
+
+                    store, lease = PgFeedStore(self.library.store.db), PgPollLease(self.library.store.db)
+                self._web = Feeds(pages, self.library.data_dir, self.config.feeds.urls, store, lease)
             return self._web
 
     def ingest_urls(self, urls: Sequence[str], progress: bool = False) -> IngestReport:
@@ -257,7 +245,7 @@ class Bron:
         return matches[0]
 
     def _last_article(self, conversation: str) -> ArticleInfo:
-        ids = self._recall(conversation)
+        ids = self.memory.articles(conversation)
         if not ids:
             if self.library.is_empty():
                 raise EmptyCorpus()

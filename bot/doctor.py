@@ -87,6 +87,8 @@ def check_index(config: Config, data_dir: Path) -> Finding:
     from embeddings.storage.migrate import legacy_layout
     from embeddings.storage.store import Store, StoreError
 
+    if config.storage.backend == "postgres":
+        return check_database(config)
     if not data_dir.is_dir():
         return Finding("index", False, "no data dir", "fix the data dir first")
     if legacy_layout(data_dir):
@@ -116,6 +118,29 @@ def check_index(config: Config, data_dir: Path) -> Finding:
         return Finding("index", False, f"damaged segment(s): {damaged[:300]}",
                        "start Bron once with write access: it re-embeds those articles from their stored texts")
     return Finding("index", True, f"{view.article_count} articles, {view.chunk_count} passages in {len(view.segments)} segment(s)")
+
+
+def check_database(config: Config) -> Finding:
+    """The postgres backend's database answers and has this Bron's schema (the index is there, not in the data dir)."""
+    from embeddings.storage.postgres import PgStore
+    from embeddings.storage.store import StoreError
+
+    store = PgStore(config.storage.dsn, retry_seconds=TIMEOUT_S)
+    what = f"index in {store.name}"
+    try:
+        store.check()
+        articles = store.db.count()
+    except StoreError as err:
+        text = str(err)
+        fix = ("run `bron db upgrade` (back the database up first if it holds articles)" if "bron db upgrade" in text
+               else "check storage.dsn (BRON_STORAGE_DSN) and that the server runs and lets this user in")
+        return Finding(what, False, text, fix)
+    finally:
+        store.db.close()
+    if not articles:
+        return Finding(what, True, "empty: the corpus is ingested on first start, or add articles with `bron ingest`",
+                       warning=True)
+    return Finding(what, True, f"{articles} articles")
 
 
 def check_telegram(config: Config) -> Finding:

@@ -45,6 +45,12 @@ class IndexWriteFailed(BronError):
     key = "index_write_failed"
 
 
+class StorageUnavailable(BronError):
+    """The shared database (postgres backend) stayed unreachable for ``storage.retry_seconds``."""
+
+    key = "storage_unavailable"
+
+
 class ConfigError(Exception):
     """A bad configuration value; the message names the key and the fix."""
 

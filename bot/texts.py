@@ -75,6 +75,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Could not save the index in {data_dir}: {reason}. The previous index is unchanged and still "
         "answers. Free some disk space (or fix the folder's permissions) and add the articles again.",
     },
+    "storage_unavailable": {
+        "nl": "De database van Bron is even niet bereikbaar. Probeer het over een minuut opnieuw.",
+        "en": "Bron's database cannot be reached right now. Please try again in a minute.",
+    },
     "error": {
         "nl": "Sorry, er ging iets mis. Probeer het later opnieuw.",
         "en": "Sorry, something went wrong. Please try again later.",

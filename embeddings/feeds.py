@@ -1,7 +1,9 @@
 """RSS and Atom feeds: the feed list, the items seen, and polling for new articles.
 
 The feeds a user adds and what Bron has seen of them live in ``<data dir>/feeds.json`` (written
-atomically, one poll at a time per data directory). A poll fetches each feed (conditionally, with
+atomically, one poll at a time per data directory), or with the postgres backend in the database
+(:mod:`embeddings.storage.pg_feeds`), where one process at a time polls: the holder of a lease
+that another process takes over when the holder dies. A poll fetches each feed (conditionally, with
 its ETag / Last-Modified), and fetches only the items that are new or whose ``updated`` stamp
 changed; those pages go through :class:`embeddings.web.WebSources` in one ingest, so an updated
 article replaces its old passages and the same article under two addresses is indexed once.
@@ -21,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.models import FeedInfo, PollReport
 from embeddings.extract import clean_url
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "feeds.json"
 # Items whose page failed this many polls in a row are left alone until the feed changes them.
 MAX_ATTEMPTS = 3
+# How often a process that does not hold the poller's lease tries to take it over.
+STANDBY_SECONDS = 5.0
 
 
 class FeedError(Exception):
@@ -163,12 +167,32 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Feeds:
-    """The feed list (config plus data dir) and polling, for the CLI and the bots."""
+class StateStore(Protocol):
+    """Where the feed state lives: :class:`FeedStore` (feeds.json) or the database's ``PgFeedStore``."""
 
-    def __init__(self, pages: WebSources, data_dir: Path, configured: list[str]) -> None:
+    def locked(self) -> Any: ...
+    def read(self) -> dict[str, Any]: ...
+
+
+class PollLease(Protocol):
+    """Which of several processes polls: :meth:`hold` is True in exactly one of them at a time."""
+
+    def hold(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+class Feeds:
+    """The feed list (config plus stored state) and polling, for the CLI and the bots.
+
+    ``store`` defaults to ``feeds.json`` in ``data_dir``; ``lease``, when given, lets only its holder
+    poll on a schedule (:func:`poll_every`).
+    """
+
+    def __init__(self, pages: WebSources, data_dir: Path, configured: list[str], store: StateStore | None = None,
+                 lease: PollLease | None = None) -> None:
         self.pages = pages
-        self.store = FeedStore(data_dir)
+        self.store = store or FeedStore(data_dir)
+        self.lease = lease
         self.configured = [clean_feed_url(u) for u in configured]
 
     def urls(self) -> list[str]:
@@ -290,18 +314,34 @@ async def poll(feeds: Feeds, progress: ProgressArg = False) -> PollReport:
 async def poll_every(feeds: Feeds, minutes: float, stop: asyncio.Event | None = None) -> None:
     """Poll the feeds every ``minutes`` until ``stop`` is set (or the task is cancelled).
 
-    A failing poll is logged and the schedule goes on. ``minutes <= 0`` returns at once.
+    A failing poll is logged and the schedule goes on. ``minutes <= 0`` returns at once. With a
+    lease (``feeds.lease``, the postgres backend) only its holder polls; the others try to take it
+    every :data:`STANDBY_SECONDS`, and the one that does polls at once (the holder it replaces may
+    have died mid-poll: items it ingested are found unchanged, not ingested twice).
     """
     if minutes <= 0:
         return
     stop = stop or asyncio.Event()
-    while not stop.is_set():
-        try:
-            report = await poll(feeds)
-            log.info("feeds polled: %d new or changed items, %d added", report.fetched, len(report.report.added))
-        except Exception:  # noqa: BLE001 - a bad poll must not end the schedule
-            log.exception("polling the feeds failed")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=minutes * 60)
-        except asyncio.TimeoutError:
-            pass
+    lease: PollLease | None = getattr(feeds, "lease", None)
+    try:
+        while not stop.is_set():
+            if lease is not None and not await asyncio.to_thread(lease.hold):
+                await _wait(stop, STANDBY_SECONDS)
+                continue
+            try:
+                report = await poll(feeds)
+                log.info("feeds polled: %d new or changed items, %d added", report.fetched, len(report.report.added))
+            except Exception:  # noqa: BLE001 - a bad poll must not end the schedule
+                log.exception("polling the feeds failed")
+            await _wait(stop, minutes * 60)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        pass

@@ -116,7 +116,7 @@ def open_store(config: Config | None, data_dir: Path) -> StoreBackend:
     if backend_name(config) == "postgres":
         from embeddings.storage.postgres import PgStore
 
-        return PgStore(config.storage.dsn)
+        return PgStore(config.storage.dsn, config.storage.retry_seconds)
     from embeddings.storage.store import Store
 
     return Store(data_dir)

@@ -14,6 +14,10 @@ checked at every start, never migrated silently)::
     postings         (term, passage, tf, passage length): BM25 over the tokens of
                      :func:`embeddings.lexical.tokenize`, scored in SQL with the Lucene formula of
                      :mod:`embeddings.storage.bm25`; ``terms`` keeps the document frequencies
+    conversations    (schema 2) per chat: the last answer and the articles behind /source and
+                     /summary, shared by every bot worker (:mod:`bot.memory`)
+    feeds, feed_items (schema 3) what feeds.json holds for the embedded backend: the added feeds,
+                     their status and the items seen (:mod:`embeddings.storage.pg_feeds`)
 
 A commit (an ingest, an update, a removal) is one transaction; it bumps ``version``, which readers
 poll (one indexed row) to notice changes by any process. Writers take an advisory lock, so one
@@ -43,14 +47,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 DIM = 384
 # Below this many passages the dense search is exact (as the embedded backend's below 100k), above
 # it uses the HNSW index.
 EXACT_BELOW = 20_000
 # Advisory lock key of the writers ("bron" in ASCII).
 WRITER_LOCK = 0x62726F6E
-# A read that finds the server gone is retried this long (a restart takes a few seconds).
+# A read that finds the server gone is retried this long (a restart takes a few seconds); then it
+# raises StorageUnavailable, which the bots tell the user (storage.retry_seconds).
 RECONNECT_SECONDS = 30.0
 # Connections per process: threads answering at once share them (a question holds one per query).
 POOL_SIZE = 8
@@ -100,6 +105,21 @@ CREATE INDEX postings_passage ON postings(passage);
 CREATE TABLE terms (term text COLLATE "C" PRIMARY KEY, df bigint NOT NULL);
 INSERT INTO bron_meta VALUES ('version', '0'), ('next_chunk', '0'), ('next_sentence', '0'),
     ('articles', '0'), ('passages', '0'), ('tokens', '0');
+""",
+    2: """
+CREATE TABLE conversations (
+    id text PRIMARY KEY, articles bigint[], answer jsonb, updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX conversations_updated ON conversations(updated);
+""",
+    3: """
+CREATE TABLE feeds (
+    url text PRIMARY KEY, added integer, title text, etag text, modified text, last_poll text, last_error text
+);
+CREATE TABLE feed_items (
+    feed text NOT NULL REFERENCES feeds(url) ON DELETE CASCADE, ident text NOT NULL, stamp text NOT NULL,
+    article bigint, failed integer NOT NULL DEFAULT 0, PRIMARY KEY (feed, ident)
+);
 """,
 }
 
@@ -158,13 +178,23 @@ def _vec(v: np.ndarray) -> np.ndarray:
 # -- connections ---------------------------------------------------------------------------------
 
 
+def _unavailable(dsn: str, exc: Exception) -> Exception:
+    """The error users are told about (the bots reply with its message) for a database gone too long."""
+    from bot.errors import StorageUnavailable
+
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    log.error("PostgreSQL database %s unreachable: %s", redact(dsn), text)
+    return StorageUnavailable()
+
+
 class PgDatabase:
     """A pool of connections to one database (at most :data:`POOL_SIZE` per process, however many
     threads answer), re-opened when the server went away, and the catalogue queries the library
     needs (the same methods as the embedded ``Database``)."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, retry_seconds: float = RECONNECT_SECONDS) -> None:
         self.dsn = dsn
+        self.retry_seconds = retry_seconds
         self._pool = None
         self._lock = threading.Lock()
 
@@ -183,7 +213,7 @@ class PgDatabase:
                     from psycopg_pool import ConnectionPool
 
                     self._pool = ConnectionPool(
-                        self.dsn, min_size=1, max_size=POOL_SIZE, timeout=RECONNECT_SECONDS, open=True,
+                        self.dsn, min_size=1, max_size=POOL_SIZE, timeout=self.retry_seconds, open=True,
                         kwargs={"autocommit": True, "connect_timeout": 10}, configure=_register, name="bron",
                     )
         return self._pool
@@ -195,11 +225,12 @@ class PgDatabase:
         if pool is not None:
             pool.close()
 
-    def run(self, work: Callable[[Any], Any], retry_seconds: float = RECONNECT_SECONDS):
+    def run(self, work: Callable[[Any], Any], retry_seconds: float | None = None):
         """``work(connection)`` on a pooled connection, retried while the server is unreachable
-        (a connection the server dropped is discarded by the pool, and the idle ones are checked)."""
+        (a connection the server dropped is discarded by the pool, and the idle ones are checked);
+        :class:`~bot.errors.StorageUnavailable` once it stayed unreachable for ``retry_seconds``."""
         psycopg = _psycopg()
-        deadline = time.monotonic() + retry_seconds
+        deadline = time.monotonic() + (self.retry_seconds if retry_seconds is None else retry_seconds)
         pause = 0.1
         while True:
             try:
@@ -207,7 +238,7 @@ class PgDatabase:
                     return work(con)
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise
+                    raise _unavailable(self.dsn, exc) from exc
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
                 log.warning("PostgreSQL connection lost (%s); reconnecting", text)
                 try:
@@ -225,6 +256,14 @@ class PgDatabase:
                 return cur.fetchall()
         return self.run(work)
 
+    def execute(self, sql: str, args: Any = None) -> int:
+        """One statement that returns no rows (retried like a read: use it for idempotent writes only); the row count."""
+        def work(con):
+            with con.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.rowcount
+        return self.run(work)
+
     def close(self) -> None:
         self.reset()
 
@@ -233,18 +272,23 @@ class PgDatabase:
         """A write transaction on a pooled connection that answers (checked first: a write is not
         retried): committed when the block ends, rolled back if it raises."""
         psycopg = _psycopg()
-        pool = self.pool()
-        deadline = time.monotonic() + RECONNECT_SECONDS
+        deadline = time.monotonic() + self.retry_seconds
         while True:
-            con = pool.getconn()
+            con = None
             try:
+                pool = self.pool()
+                con = pool.getconn()
                 con.execute("SELECT 1")
                 break
-            except psycopg.OperationalError:
-                pool.putconn(con)
+            except psycopg.OperationalError as exc:
+                if con is not None:
+                    pool.putconn(con)
                 if time.monotonic() > deadline:
-                    raise
-                pool.check()
+                    raise _unavailable(self.dsn, exc) from exc
+                try:
+                    pool.check()
+                except Exception:  # noqa: BLE001 - the next round reports it
+                    pass
                 time.sleep(0.2)
         try:
             with con.transaction():
@@ -379,9 +423,9 @@ def upgrade(dsn: str) -> tuple[int | None, int]:
 class PgStore:
     """Reads views of, and commits changes to, the library in one PostgreSQL database."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, retry_seconds: float = RECONNECT_SECONDS) -> None:
         self.dsn = dsn
-        self.db = PgDatabase(dsn)
+        self.db = PgDatabase(dsn, retry_seconds)
         self.broken: dict[int, str] = {}  # the embedded backend's damaged segments; none here
         self.name = redact(dsn)
 

@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
+from embeddings.storage.postgres import SCHEMA_VERSION
 from pg_testserver import pg_config
 from support import REPO, SEED_QUESTION_NL
 
@@ -24,7 +25,7 @@ def test_db_upgrade_then_status(pg_server, config_file, monkeypatch, capsys):
     assert main(["--config", str(config_file), "db", "status"]) == 1
     assert "no Bron schema" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
-    assert "-> 1" in capsys.readouterr().out
+    assert f"-> {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "upgrade"]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert main(["--config", str(config_file), "db", "status"]) == 0
@@ -111,3 +112,20 @@ def test_eval_refuses_a_database_with_articles(make_pg_bron, pg_dsn, config_file
     monkeypatch.setenv("BRON_STORAGE_DSN", pg_dsn)
     assert main(["--config", str(config_file), "-q", "eval", str(NEWSQA)]) == 2
     assert "needs an empty one" in capsys.readouterr().err
+
+
+def test_doctor_checks_the_database_not_the_data_dir(make_pg_bron, pg_dsn, pg_server, config_file, monkeypatch, capsys, tmp_path):
+    from embeddings.storage.postgres import redact
+
+    make_pg_bron()  # the corpus is in the database
+    monkeypatch.setenv("BRON_STORAGE_BACKEND", "postgres")
+    monkeypatch.setenv("BRON_STORAGE_DSN", pg_dsn)
+    argv = ["--config", str(config_file), "--data-dir", str(tmp_path / "d"), "doctor"]
+    main(argv)
+    assert f"ok    index in {redact(pg_dsn)}: 1 articles" in capsys.readouterr().out
+    bare = pg_server.create_database("bron_doctor_bare")
+    monkeypatch.setenv("BRON_STORAGE_DSN", bare)
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  index in {redact(bare)}: PostgreSQL database {redact(bare)} has no Bron schema yet" in out
+    assert "fix: run `bron db upgrade`" in out
