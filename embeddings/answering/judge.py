@@ -78,36 +78,32 @@ def candidate_signals(
         article_cos = float(vector @ query) if vector is not None else 0.0
         chunk_ids = list(range(hit.first, hit.last + 1))
         passage_cos = view.chunk_vectors(chunk_ids, main) @ query
-        first = _first_sentence(view, article_id)
-        for cid, pcos in zip(chunk_ids, passage_cos):
-            chunk = view.chunk(cid)
-            ids = list(range(chunk.first_sentence, chunk.last_sentence + 1))
-            if not ids:
-                continue
-            # Each sentence's vector and the one before it (in the same article; else its own).
-            head = _sentence_or_none(view, ids[0] - 1)
-            with_before = [ids[0] - 1] + ids if head is not None and head.article_id == article_id else [ids[0]] + ids
-            vectors = view.sentence_vectors(with_before).astype("float64")
-            windows = vectors[1:] + vectors[:-1]
-            window_cos = (windows @ query) / np.maximum(np.linalg.norm(windows, axis=1), 1e-9)
-            sims = vectors[1:] @ query
-            for sid, sim, wcos in zip(ids, sims, window_cos):
+        chunks = [view.chunk(cid) for cid in chunk_ids]
+        spans = [(float(pcos), range(c.first_sentence, c.last_sentence + 1)) for c, pcos in zip(chunks, passage_cos)]
+        ids = sorted({sid for _, r in spans for sid in r})
+        if not ids:
+            continue
+        # One read for the quote's sentences and the one before them: the window of a sentence is it
+        # and the sentence before it in the same article (the first sentence's window is itself).
+        head = _sentence_or_none(view, ids[0] - 1)
+        before_first = head is not None and head.article_id == article_id
+        read = ([ids[0] - 1] if before_first else []) + ids
+        vector_of = dict(zip(read, view.sentence_vectors(read).astype("float64")))
+        for pcos, span in spans:
+            for sid in span:
+                own = vector_of[sid]
+                window = own + vector_of.get(sid - 1, own)
                 s = view.sentence(sid)
                 previous = _sentence_or_none(view, sid - 1)
                 before = sentence_stems(sid - 1, article.text) if previous is not None and previous.article_id == article_id else frozenset()
                 candidate = Candidate(
-                    article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(sim), float(pcos),
-                    article_cos, stems, prefixes, article.language != language, float(wcos), max(sid - first, 0),
+                    article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(own @ query), pcos,
+                    article_cos, stems, prefixes, article.language != language,
+                    float(window @ query / max(np.linalg.norm(window), 1e-9)), s.start,
                 )
                 rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)
     return [(h, sid, signals(terms, c, best)) for h, sid, c in rows]
-
-
-def _first_sentence(view: View, article_id: int) -> int:
-    """Id of an article's first sentence (its sentences have consecutive ids)."""
-    ids = view.article_sentence_ids(article_id)
-    return ids[0] if ids else 0
 
 
 def _sentence_or_none(view: View, sentence_id: int):

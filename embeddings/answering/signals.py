@@ -24,7 +24,7 @@ FEATURES = (
     "kind_missing",  # 1 when the question asks for a number/time/name and the sentence has none
     "cross_lingual",  # 1 when question and article languages differ
     "window_cos",  # cos(question, sentence and the one before it), from their summed vectors
-    "sentence_position",  # log(1 + the sentence's index in its article)
+    "sentence_position",  # log(1 + the sentence's character offset in its article)
 )
 # Signals of *which* sentence of an article answers, not of *whether* it answers: only the lead
 # score uses them (the answer probability gives them no weight). Held out of the probability they
@@ -48,7 +48,7 @@ class Candidate:
     article_prefixes: frozenset[str]
     cross_lingual: bool
     window_cos: float  # cos(question, sentence vector + previous sentence's vector, normalised)
-    position: int  # index of the sentence in its article (0 = first)
+    position: int  # character offset of the sentence in its article (0 = it opens the article)
 
 
 def name_prefix(word: str) -> str:
