@@ -99,7 +99,7 @@ def candidate_signals(
                 candidate = Candidate(
                     article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(own @ query), pcos,
                     article_cos, stems, prefixes, article.language != language,
-                    float(window @ query / max(np.linalg.norm(window), 1e-9)), s.start,
+                    float(window @ query / max(np.linalg.norm(window), 1e-9)),
                 )
                 rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)

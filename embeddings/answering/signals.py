@@ -6,7 +6,6 @@ so none depends on collection statistics (no IDF, no score normalised by the col
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -24,12 +23,11 @@ FEATURES = (
     "kind_missing",  # 1 when the question asks for a number/time/name and the sentence has none
     "cross_lingual",  # 1 when question and article languages differ
     "window_cos",  # cos(question, sentence and the one before it), from their summed vectors
-    "sentence_position",  # log(1 + the sentence's character offset in its article)
 )
 # Signals of *which* sentence of an article answers, not of *whether* it answers: only the lead
 # score uses them (the answer probability gives them no weight). Held out of the probability they
-# cost nothing; in it, they lowered abstain_removed (cross-validated on newsqa-dev).
-LEAD_ONLY = frozenset({"window_cos", "sentence_position"})
+# cost nothing; in it, the window cosine lowered abstain_removed (cross-validated on newsqa-dev).
+LEAD_ONLY = frozenset({"window_cos"})
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -48,7 +46,6 @@ class Candidate:
     article_prefixes: frozenset[str]
     cross_lingual: bool
     window_cos: float  # cos(question, sentence vector + previous sentence's vector, normalised)
-    position: int  # character offset of the sentence in its article (0 = it opens the article)
 
 
 def name_prefix(word: str) -> str:
@@ -83,5 +80,4 @@ def signals(terms: QuestionTerms, candidate: Candidate, best_sentence_cos: float
         0.0 if has_kind(terms.kind, candidate.sentence, names) else 1.0,
         1.0 if candidate.cross_lingual else 0.0,
         candidate.window_cos,
-        math.log1p(candidate.position),
     ]
