@@ -1,9 +1,10 @@
 """The answer decision: which ranked quotes a reply shows, in which order, or whether it declines.
 
-The answerability model (``embeddings.answering``) has given each quote the probability that its
-best sentence answers the question. The reply leads with the most probable sentence; it declines
-when even that one is below the model's threshold. A further quote is shown only when it, too,
-reaches the model's ``extra_threshold``; the rest stay one command away (``/more``).
+The answerability model (``embeddings.answering``) has given each quote the probability that it
+answers the question and a lead score for its marked sentence. The reply declines when even the most
+probable quote is below the model's threshold; otherwise it leads with the sentence of highest lead
+score. A further quote is shown only when it, too, reaches the model's ``extra_threshold``; the rest
+stay one command away (``/more``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def decide(question: str, language: str, ranked: Sequence[Passage], model: Answe
     by_confidence = sorted(ranked, key=lambda p: -p.confidence)
     if not by_confidence or not asks_something(question) or by_confidence[0].confidence < model.threshold:
         return Answer(question, language, [], list(ranked))
-    lead, rest = by_confidence[0], by_confidence[1:]
-    shown = [lead] + [p for p in rest if p.confidence >= model.extra_threshold][: max(top_k - 1, 0)]
+    # Whether to answer is the answer probability's call; which quote leads is the lead score's,
+    # among the quotes probable enough to be shown at all.
+    showable = [p for p in by_confidence if p.confidence >= model.extra_threshold]
+    lead = max(showable, key=lambda p: (p.lead_score, p.confidence))
+    rest = [p for p in showable if p is not lead]
+    shown = [lead] + rest[: max(top_k - 1, 0)]
     others = [p for p in ranked if p not in shown]
     return Answer(question, language, shown, others)

@@ -28,7 +28,8 @@ class Passage:
     """A verbatim quote: ``text == article_text[start:end]``.
 
     ``highlight`` is the (start, end) of the answering sentence inside ``text``; ``confidence`` the
-    probability, by the answerability model, that this sentence answers the question.
+    probability, by the answerability model, that the quote answers the question; ``lead_score`` how
+    strongly its marked sentence should lead the reply (comparable among one question's quotes only).
     """
 
     article: ArticleInfo
@@ -38,6 +39,7 @@ class Passage:
     highlight: tuple[int, int]
     score: float
     confidence: float = 0.0
+    lead_score: float = float("-inf")
 
 
 @dataclass(frozen=True)

@@ -400,6 +400,7 @@ class Library:
                     highlight=(hs - hit.start, he - hit.start),
                     score=hit.score,
                     confidence=j.probability,
+                    lead_score=j.lead_score,
                 )
             )
         return passages

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.answering import decide
 from bot.chat import ChatSession
 from bot.config import load_config
 from bot.core import Bron
 from bot.errors import ConfigError
 from bot.evaluate import score
+from bot.models import ArticleInfo, Passage
 from embeddings.answering.calibrate import Asked, cross_validate, fit, fit_logistic
 from embeddings.answering.model import BUNDLED, AnswerabilityModel
 from embeddings.answering.questions import read_question
@@ -26,12 +28,21 @@ def test_the_shipped_model_is_plain_json_for_these_signals() -> None:
     model = AnswerabilityModel.load()
     assert 0 < model.extra_threshold <= model.threshold < 1
     assert model.info["cross_validated"]["false_abstain_rate"] <= 0.04
+    assert model.lead_weights is not None and len(data["lead_weights"]) == len(FEATURES)
+    # Cross-validated by article when it was fitted; floors only move up.
+    assert model.info["cross_validated"]["lead_sentence_hit"] >= 0.675
+    assert model.info["cross_validated"]["abstain_removed_rate"] >= 0.38
+    assert model.info["cross_validated"]["abstain_rate"] >= 0.72
+    assert model.info["cross_validated"]["answered_hit@3"] >= 0.89
 
 
 def test_a_broken_model_file_stops_start_up_naming_the_key(tmp_path: Path) -> None:
     bad = tmp_path / "model.json"
     bad.write_text(json.dumps({**json.loads(BUNDLED.read_text()), "features": ["cosine"]}))
     with pytest.raises(ConfigError, match=r"answer\.model.*bron calibrate"):
+        load_config(REPO / "config.yaml", environ={"BRON_ANSWER_MODEL": str(bad)})
+    bad.write_text(json.dumps({**json.loads(BUNDLED.read_text()), "lead_weights": [1.0, 2.0]}))
+    with pytest.raises(ConfigError, match=r"answer\.model.*lead_weights"):
         load_config(REPO / "config.yaml", environ={"BRON_ANSWER_MODEL": str(bad)})
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match=r"answer\.model"):
@@ -119,3 +130,18 @@ def test_eval_scores_dated_outlet_and_latest_questions(make_bron, config, tmp_pa
     assert result["dated_scoped_answered_period"] >= 0.5 and result["dated_latest_newest_lead"] >= 0.5
     # The throwaway index is left as it was: own dates back, follow-up reports gone.
     assert sorted(bron.library.dated()) == before and bron.library.count() == 2
+
+
+def _passage(n: int, confidence: float, lead_score: float) -> Passage:
+    article = ArticleInfo(n, f"Artikel {n}", None, None, None, "nl")
+    return Passage(article, "Een zin.", 0, 8, (0, 8), 1.0 / n, confidence, lead_score)
+
+
+def test_the_probability_decides_whether_to_answer_and_the_lead_score_which_quote_leads() -> None:
+    model = AnswerabilityModel.load()
+    sure, leading, weak = _passage(1, 0.9, 1.0), _passage(2, model.threshold, 3.0), _passage(3, 0.0, 9.0)
+    answer = decide("Wie is Mustafa Amin?", "nl", [sure, leading, weak], model, 3)
+    # Of the quotes probable enough to show, the best lead score leads; one too improbable to show never does.
+    assert answer.passages == [leading, sure] and answer.more == [weak]
+    declined = decide("Wie is Mustafa Amin?", "nl", [_passage(1, 0.0, 5.0)], model, 3)
+    assert declined.abstained

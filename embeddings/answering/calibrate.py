@@ -21,7 +21,7 @@ import numpy as np
 
 from embeddings.answering.judge import ArticleWords, candidate_signals
 from embeddings.answering.model import AnswerabilityModel
-from embeddings.answering.signals import FEATURES
+from embeddings.answering.signals import FEATURES, LEAD_ONLY
 from embeddings.language import detect_language
 from embeddings.retriever import retrieve
 
@@ -122,6 +122,47 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
     return mean, scale, w[1:], float(w[0])
 
 
+def fit_probability(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`fit_logistic` over every signal but :data:`LEAD_ONLY` (whose weights are 0): (mean, scale,
+    weights, bias) of the answer probability, mean and scale over all signals for the lead score."""
+    keep = [i for i, name in enumerate(FEATURES) if name not in LEAD_ONLY]
+    mean, scale, kept, bias = fit_logistic(x[:, keep], y, l2)
+    full_mean, full_scale = x.mean(axis=0), x.std(axis=0)
+    full_scale[full_scale < 1e-9] = 1.0
+    full_mean[keep], full_scale[keep] = mean, scale
+    weights = np.zeros(len(FEATURES))
+    weights[keep] = kept
+    return full_mean, full_scale, weights, bias
+
+
+def fit_lead(asked: Sequence[Asked], mean: np.ndarray, scale: np.ndarray, l2: float = 1.0, iterations: int = 30) -> np.ndarray:
+    """Weights of the lead score: a conditional logit over each answerable question's candidates.
+
+    It learns which sentence *of one question's candidates* holds the answer (softmax within the
+    question) from every signal, :data:`LEAD_ONLY` included: where a sentence sits and what comes
+    before it say which sentence answers, not whether the articles answer at all.
+    """
+    groups = [((a.x - mean) / scale, a.y / a.y.sum()) for a in asked if a.kind == "present" and len(a.x) > 1 and a.y.any()]
+    w = np.zeros(len(mean))
+    if not groups:
+        return w
+    for _ in range(iterations):
+        gradient = l2 * w
+        hessian = l2 * np.eye(len(w))
+        for z, y in groups:
+            s = z @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            gradient += z.T @ (p - y)
+            centre = p @ z
+            hessian += (z * p[:, None]).T @ z - np.outer(centre, centre)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
 def _stack(asked: Sequence[Asked]) -> tuple[np.ndarray, np.ndarray]:
     xs = [a.x for a in asked if len(a.x)]
     ys = [a.y for a in asked if len(a.x)]
@@ -140,18 +181,19 @@ def fit(asked: Sequence[Asked], false_abstain: float = FALSE_ABSTAIN, l2: float 
     in-sample probabilities of a fitted model are optimistic.
     """
     x, y = _stack(asked)
-    mean, scale, weights, bias = fit_logistic(x, y, l2)
+    mean, scale, weights, bias = fit_probability(x, y, l2)
     inner = folds_of(asked, 5)
     oof_best: list[tuple[Asked, float]] = []
     for test_groups in inner:
         train = [a for a in asked if a.group not in test_groups]
         tx, ty = _stack(train)
-        m = AnswerabilityModel(FEATURES, *fit_logistic(tx, ty, l2), 0.5, 0.5, {})
+        m = AnswerabilityModel(FEATURES, *fit_probability(tx, ty, l2), 0.5, 0.5, {})
         oof_best += [(a, best_probability(m, a)) for a in asked if a.group in test_groups]
     present = sorted(p for a, p in oof_best if a.kind == "present")
     allowed = int(np.floor(false_abstain * len(present)))
     threshold = float(min(max(present[allowed] - 1e-6, 0.01), 0.99)) if present else 0.5
-    return AnswerabilityModel(FEATURES, mean, scale, weights, bias, threshold, threshold * EXTRA_FACTOR, dict(info or {}))
+    lead = fit_lead(asked, mean, scale, l2)
+    return AnswerabilityModel(FEATURES, mean, scale, weights, bias, threshold, threshold * EXTRA_FACTOR, dict(info or {}), lead)
 
 
 def folds_of(asked: Sequence[Asked], k: int) -> list[set[str]]:
@@ -168,12 +210,14 @@ def reader_view(model: AnswerabilityModel, asked: Asked, top_k: int = 3) -> tupl
     if not len(asked.x):
         return False, False, False, []
     probs = model.probabilities(asked.x)
-    best_row = int(np.argmax(probs))
-    if probs[best_row] < model.threshold:
+    if probs.max() < model.threshold:
         return False, False, False, []
     per_quote: dict[int, float] = {}
     for h, p in zip(asked.hit_of_row, probs):
         per_quote[h] = max(per_quote.get(h, 0.0), float(p))
+    # As ``judge`` marks and ``decide`` orders: the best lead score among the quotes that may be shown.
+    scores = np.where([per_quote[h] >= model.extra_threshold for h in asked.hit_of_row], model.lead_scores(asked.x), -np.inf)
+    best_row = int(np.argmax(scores))
     lead = int(asked.hit_of_row[best_row])
     shown = [lead] + [h for h, p in sorted(per_quote.items(), key=lambda kv: -kv[1]) if h != lead and p >= model.extra_threshold]
     shown = shown[:top_k]

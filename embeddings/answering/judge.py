@@ -18,11 +18,13 @@ from embeddings.storage.view import View
 
 @dataclass(frozen=True)
 class Judged:
-    """A retrieved quote with its most answering sentence (article offsets) and that sentence's probability."""
+    """A retrieved quote with the sentence to mark (article offsets): the one of its sentences with the
+    highest lead score; ``probability`` is the highest answer probability of its sentences."""
 
     hit: Hit
     sentence: tuple[int, int]
     probability: float
+    lead_score: float = float("-inf")
 
 
 class ArticleWords:
@@ -76,19 +78,28 @@ def candidate_signals(
         article_cos = float(vector @ query) if vector is not None else 0.0
         chunk_ids = list(range(hit.first, hit.last + 1))
         passage_cos = view.chunk_vectors(chunk_ids, main) @ query
-        for cid, pcos in zip(chunk_ids, passage_cos):
-            chunk = view.chunk(cid)
-            ids = list(range(chunk.first_sentence, chunk.last_sentence + 1))
-            if not ids:
-                continue
-            sims = view.sentence_vectors(ids) @ query
-            for sid, sim in zip(ids, sims):
+        chunks = [view.chunk(cid) for cid in chunk_ids]
+        spans = [(float(pcos), range(c.first_sentence, c.last_sentence + 1)) for c, pcos in zip(chunks, passage_cos)]
+        ids = sorted({sid for _, r in spans for sid in r})
+        if not ids:
+            continue
+        # One read for the quote's sentences and the one before them: the window of a sentence is it
+        # and the sentence before it in the same article (the first sentence's window is itself).
+        head = _sentence_or_none(view, ids[0] - 1)
+        before_first = head is not None and head.article_id == article_id
+        read = ([ids[0] - 1] if before_first else []) + ids
+        vector_of = dict(zip(read, view.sentence_vectors(read).astype("float64")))
+        for pcos, span in spans:
+            for sid in span:
+                own = vector_of[sid]
+                window = own + vector_of.get(sid - 1, own)
                 s = view.sentence(sid)
                 previous = _sentence_or_none(view, sid - 1)
                 before = sentence_stems(sid - 1, article.text) if previous is not None and previous.article_id == article_id else frozenset()
                 candidate = Candidate(
-                    article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(sim), float(pcos),
+                    article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(own @ query), pcos,
                     article_cos, stems, prefixes, article.language != language,
+                    float(window @ query / max(np.linalg.norm(window), 1e-9)),
                 )
                 rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)
@@ -117,17 +128,22 @@ def judge(
     rows = candidate_signals(view, question, language, query, main, hits, words)
     if not rows:
         return [Judged(hit, (hit.start, hit.end), 0.0) for hit in hits]
-    probs = model.probabilities(np.asarray([r[2] for r in rows], dtype="float64"))
-    best: dict[int, tuple[float, int]] = {}
-    for (h, sid, _), p in zip(rows, probs):
-        if h not in best or p > best[h][0]:
-            best[h] = (float(p), sid)
+    x = np.asarray([r[2] for r in rows], dtype="float64")
+    probs, leads = model.probabilities(x), model.lead_scores(x)
+    best: dict[int, tuple[float, float, int]] = {}  # hit -> (probability, lead score, marked sentence)
+    for (h, sid, _), p, lead in zip(rows, probs, leads):
+        p, lead = float(p), float(lead)
+        if h not in best:
+            best[h] = (p, lead, sid)
+            continue
+        top_p, top_lead, top_sid = best[h]
+        best[h] = (max(p, top_p), *((lead, sid) if lead > top_lead else (top_lead, top_sid)))
     out = []
     for h, hit in enumerate(hits):
         if h not in best:
             out.append(Judged(hit, (hit.start, hit.end), 0.0))
             continue
-        p, sid = best[h]
+        p, lead, sid = best[h]
         s = view.sentence(sid)
-        out.append(Judged(hit, (s.start, s.end), p))
+        out.append(Judged(hit, (s.start, s.end), p, lead))
     return out
