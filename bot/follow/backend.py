@@ -149,6 +149,9 @@ class FollowStore(Protocol):
     def counts(self) -> dict[str, int]:
         """Outbox rows by state."""
 
+    def close(self) -> None:
+        """Let go of what the store holds for this process (postgres: its sender's session)."""
+
 
 def pick(rows: Iterable[Queued], used: dict[str, int], quota: int, limit: int) -> list[Queued]:
     """The pending messages (oldest first) to claim: at most ``limit``, and per chat at most ``quota``
@@ -174,7 +177,11 @@ def retry_at(attempts: int, retry: bool, now: float) -> float | None:
 
 
 def open_store(data_dir: Path, library: Library) -> FollowStore:
-    """The follow state of ``library``: the data directory's file."""
-    from bot.follow.store import Store
+    """The follow state for the library's backend: the data directory's file, or the shared database."""
+    if getattr(library, "embedded", True):
+        from bot.follow.store import Store
 
-    return Store(data_dir)
+        return Store(data_dir)
+    from bot.follow.pg_store import PgFollowStore
+
+    return PgFollowStore(library.store.db)

@@ -100,6 +100,9 @@ class Store:
         finally:
             conn.close()
 
+    def close(self) -> None:
+        """Nothing to let go of: every call opens and closes its own connection."""
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """One scan at a time, in this process and across processes (bron ingest beside bron serve)."""
