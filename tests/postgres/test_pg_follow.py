@@ -260,3 +260,43 @@ def test_a_schema_3_database_is_refused_until_upgraded(pg_server, encoders, tmp_
     library = Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
     assert library.store.db.query("SELECT count(*) FROM follow_outbox")[0][0] == 0
     library.store.db.close()
+
+
+def test_bron_migrate_carries_the_followed_topics_over(make_bron, make_pg_bron, pg_dsn: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """An embedded bot's chats keep their topics, briefing and waiting alert on the postgres backend."""
+    from bot.cli import main
+
+    embedded = make_bron()
+    embedded.follow.follow("telegram:1", "wolf", "nl", "nl")
+    embedded.follow.follow("telegram:1", "storm Zeeland", "nl", "nl")
+    embedded.follow.set_briefing("telegram:1", "07:30", None, "nl")
+    embedded.ingest([write_articles(tmp_path / "a", "storm")])
+    assert embedded.follow.counts() == {"pending": 1}
+    embedded.library.store.db.close()
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text((REPO / "config.yaml").read_text(encoding="utf-8").replace("paths: [corpus]", f"paths: [{REPO / 'corpus'}]"))
+    database = pg_dsn.rsplit("/", 1)[0] + "/bron_migrate_follow"
+    with psycopg.connect(pg_dsn.rsplit("/", 1)[0] + "/postgres", autocommit=True) as con:
+        con.execute('DROP DATABASE IF EXISTS "bron_migrate_follow" WITH (FORCE)')
+        con.execute('CREATE DATABASE "bron_migrate_follow"')
+    from embeddings.storage.postgres import upgrade
+
+    upgrade(database)
+    monkeypatch.setenv("BRON_STORAGE_DSN", database)
+    argv = ["--config", str(config_file), "-q", "migrate", "--from", str(embedded.library.data_dir), "--to", "postgres"]
+    assert main(argv) == 0
+    assert "copied 2 followed topics, 1 briefings and 1 outbox messages" in capsys.readouterr().out
+
+    pg = make_pg_bron(name="after", dsn=database)
+    assert isinstance(pg.follow.store, PgFollowStore)
+    following = pg.follow.following("telegram:1")
+    assert [s.topic for s in following.subscriptions] == ["wolf", "storm Zeeland"]
+    assert following.briefing == BriefingSetting("telegram:1", "07:30", "Europe/Amsterdam")
+    [waiting] = pg.follow.claim("telegram")
+    assert waiting.payload.topic == "storm Zeeland"
+    # The articles seen came along (the storm is not new), and new ones are matched.
+    pg.ingest([write_articles(tmp_path / "b", "storm", "wolf")])
+    assert [o.payload.topic for o in pg.follow.claim("telegram")] == ["wolf"]
+    assert pg.follow.follow("telegram:1", "stikstof", "nl", "nl").number == 3
+    pg.follow.store.close()
