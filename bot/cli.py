@@ -383,6 +383,17 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
         return 1
     print(f"copied {totals['articles']} articles, {totals['passages']} passages, {totals['sentences']} sentences "
           f"from {source} into {redact(dsn)} (nothing re-embedded). Set storage.backend: postgres to use it.")
+    from bot.follow.pg_copy import copy_follow
+
+    try:
+        follow = copy_follow(source, dsn)
+    except (StoreError, psycopg.Error) as exc:
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        print(f"bron: the index was copied, the topic alerts (follow.sqlite) were not: {text}", file=sys.stderr)
+        return 1
+    if follow is not None:
+        print(f"copied {follow['follow_subscriptions']} followed topics, {follow['follow_briefings']} briefings and "
+              f"{follow['follow_outbox']} outbox messages from {source / 'follow.sqlite'}")
     return 0
 
 

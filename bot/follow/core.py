@@ -13,35 +13,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import fcntl
 import json
 import logging
-import threading
 import time
-from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.answering import CANDIDATES, asks_something
 from bot.errors import BronError
+# HOUR, MAX_ATTEMPTS and PUSH_EXPIRES (the outbox rules, applied by the stores) are kept importable from here.
+from bot.follow.backend import DAY, HOUR, MAX_ATTEMPTS, PUSH_EXPIRES, FollowStore, Recorded, Subscriber, open_store  # noqa: F401
 from bot.follow.models import Briefing, BriefingItem, BriefingSetting, Following, Outgoing, Push, Subscription
-from bot.follow.stories import Known, StoryIndex, first_sentence
-from bot.follow.store import Store
+from bot.follow.stories import StoryIndex, first_sentence
 from bot.models import ArticleInfo
 
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 20
 MAX_TOPIC_CHARS = 200
-HOUR = 3600.0
-DAY = 86400.0
-# A push that waited this long (rate limit, chat unreachable) is stale: the briefing covers it.
-PUSH_EXPIRES = DAY
-# Sends that fail for a reason that may pass (network, server) are retried this many times.
-MAX_ATTEMPTS = 8
 MIN_SENTENCE_WORDS = 6
 
 
@@ -137,16 +128,16 @@ class ScanReport:
 
 
 class Follow:
-    """Subscriptions, briefings and the outbox of one data directory."""
+    """Subscriptions, briefings and the outbox of one data directory, or (postgres) of every process
+    on the database: ``store`` is opened for the library's backend unless given."""
 
-    def __init__(self, data_dir: Path, library, config, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, data_dir: Path, library, config, now: Callable[[], float] = time.time,
+                 store: FollowStore | None = None) -> None:
         self.library = library
         self.config = config
         self.settings = config.follow
         self.now = now
-        self.store = Store(data_dir)
-        self._lock_path = Path(data_dir) / "follow.lock"
-        self._scan_lock = threading.Lock()
+        self.store = store or open_store(data_dir, library)
         self._index: StoryIndex | None = None
         # Called (from any thread) after something was added to the outbox: the runners wake up.
         self.listeners: list[Callable[[], None]] = []
@@ -160,24 +151,13 @@ class Follow:
         if not topic or len(topic) > MAX_TOPIC_CHARS or not asks_something(topic):
             raise FollowUsage(p=prefix)
         self._begin()
-        with self.store.write() as db:
-            rows = db.execute("SELECT topic FROM subscriptions WHERE chat = ?", (chat,)).fetchall()
-            if topic.lower() not in {r["topic"].lower() for r in rows}:
-                if len(rows) >= MAX_TOPICS:
-                    raise TooManyTopics(limit=MAX_TOPICS, p=prefix)
-                db.execute(
-                    "INSERT INTO subscriptions (chat, topic, language, ui, created) VALUES (?, ?, ?, ?, ?)",
-                    (chat, topic, language, ui, self.now()),
-                )
+        if not self.store.add_subscription(chat, topic, language, ui, self.now(), MAX_TOPICS):
+            raise TooManyTopics(limit=MAX_TOPICS, p=prefix)
         return next(s for s in self.subscriptions(chat) if s.topic.lower() == topic.lower())
 
     def subscriptions(self, chat: str) -> list[Subscription]:
         """The chat's topics, numbered as /following shows them."""
-        if not self.store.exists():
-            return []
-        with self.store.read() as db:
-            rows = db.execute("SELECT id, chat, topic, language FROM subscriptions WHERE chat = ? ORDER BY id", (chat,)).fetchall()
-        return [Subscription(r["id"], r["chat"], r["topic"], r["language"], n) for n, r in enumerate(rows, 1)]
+        return self.store.subscriptions(chat)
 
     def unfollow(self, chat: str, number: str | int, prefix: str = "/") -> Subscription:
         """Stop following topic ``number`` of /following; its pushes not yet sent are dropped."""
@@ -186,9 +166,7 @@ class Follow:
         if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= len(subs):
             raise UnknownSubscription(number=text, p=prefix)
         sub = subs[int(text) - 1]
-        with self.store.write() as db:
-            db.execute("DELETE FROM subscriptions WHERE id = ?", (sub.id,))
-            db.execute("UPDATE outbox SET state = 'cancelled' WHERE subscription = ? AND state = 'pending'", (sub.id,))
+        self.store.remove_subscription(sub.id)
         return sub
 
     def following(self, chat: str) -> Following:
@@ -205,87 +183,52 @@ class Follow:
         zone(tz)
         at = f"{parsed[0]:02d}:{parsed[1]:02d}"
         self._begin()
-        with self.store.write() as db:
-            db.execute(
-                "INSERT INTO briefings (chat, at, tz, ui, created, last) VALUES (?, ?, ?, ?, ?, NULL) "
-                "ON CONFLICT (chat) DO UPDATE SET at = excluded.at, tz = excluded.tz, ui = excluded.ui",
-                (chat, at, tz, ui, self.now()),
-            )
+        self.store.set_briefing(chat, at, tz, ui, self.now())
         return BriefingSetting(chat, at, tz)
 
     def briefing_off(self, chat: str) -> bool:
-        if not self.store.exists():
-            return False
-        with self.store.write() as db:
-            gone = db.execute("DELETE FROM briefings WHERE chat = ?", (chat,)).rowcount
-        return bool(gone)
+        return self.store.remove_briefing(chat)
 
     def briefing_setting(self, chat: str) -> BriefingSetting | None:
-        if not self.store.exists():
-            return None
-        with self.store.read() as db:
-            row = db.execute("SELECT at, tz FROM briefings WHERE chat = ?", (chat,)).fetchone()
-        return BriefingSetting(chat, row["at"], row["tz"]) if row else None
+        return self.store.briefing(chat)
 
     def forget_chat(self, chat: str) -> None:
         """The chat is gone (the user blocked the bot, the bot left the room): drop its topics and briefing."""
-        with self.store.write() as db:
-            db.execute("DELETE FROM subscriptions WHERE chat = ?", (chat,))
-            db.execute("DELETE FROM briefings WHERE chat = ?", (chat,))
-            db.execute("UPDATE outbox SET state = 'cancelled' WHERE chat = ? AND state IN ('pending', 'sending')", (chat,))
+        self.store.forget_chat(chat)
 
     # -- learning of new articles --------------------------------------------------------------------
 
     def _begin(self) -> None:
         """On first use, every article already indexed is the baseline: known, never pushed."""
         created = not self.store.exists()
-        with self.store.read() as db:
-            started = db.execute("SELECT value FROM meta WHERE key = 'baseline'").fetchone()
-        if created or not started:
+        if created or not self.store.baseline_done():
             self.scan(create=True)
 
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """One scan at a time, in this process and across processes (bron ingest beside bron serve)."""
-        with self._scan_lock, open(self._lock_path, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def _stories(self, db) -> StoryIndex:
+    def _stories(self) -> StoryIndex:
         """The story index, brought up to date with articles another process recorded."""
         if self._index is None:
             self._index = StoryIndex()
         index = self._index
-        missing = [i for (i,) in db.execute("SELECT id FROM articles ORDER BY id") if i not in index]
-        for start in range(0, len(missing), 500):
-            part = missing[start : start + 500]
-            rows = db.execute(
-                f"SELECT id, story, shingles, lead FROM articles WHERE id IN ({','.join('?' * len(part))}) ORDER BY id", part
-            )
-            for row in rows:
-                index.add(Known(row["id"], row["story"], array("I", row["shingles"]), row["lead"]))
+        for known in self.store.known_articles(index):
+            index.add(known)
         return index
 
     def scan(self, updated: Iterable[int] = (), create: bool = False) -> ScanReport:
         """Learn of the articles indexed since the last scan and record the pushes they make.
 
-        An article is new when follow.sqlite has not seen it; ``updated`` are articles whose text
-        changed (they are matched again; a chat never gets the same story twice). The articles' rows
-        and their pushes are written in one transaction, after the matching: a crash before it
-        leaves the articles unseen, so the next scan matches them again; after it, the pushes wait in
-        the outbox. Nothing happens while nobody follows anything (no follow.sqlite).
+        An article is new when the follow state (follow.sqlite, or the database's) has not seen it;
+        ``updated`` are articles whose text changed (they are matched again; a chat never gets the
+        same story twice). The articles' rows and their pushes are written in one transaction, after
+        the matching: a crash before it leaves the articles unseen, so the next scan matches them
+        again; after it, the pushes wait in the outbox. Nothing happens while nobody follows anything.
         """
         if not create and not self.store.exists():
             return ScanReport()
         started = time.perf_counter()
-        with self._exclusive():
-            with self.store.read() as db:
-                index = self._stories(db)
-                baseline = db.execute("SELECT value FROM meta WHERE key = 'baseline'").fetchone() is None
-                subs = db.execute("SELECT id, chat, topic, language, ui FROM subscriptions ORDER BY id").fetchall()
+        with self.store.exclusive():
+            index = self._stories()
+            baseline = not self.store.baseline_done()
+            subs = self.store.subscribers()
             live = self._live_ids()
             new = sorted(i for i in live if i not in index)
             changed = sorted({i for i in updated if i in live and i in index})
@@ -300,24 +243,14 @@ class Follow:
                     index.add(known)
                     seen.append(known)
                 pushes = [] if baseline else self._match(subs, infos, new + changed, index)
-                with self.store.write() as db:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO articles (id, story, seen, baseline, shingles, lead) VALUES (?, ?, ?, ?, ?, ?)",
-                        [(k.article_id, k.story, now, int(baseline), k.shingles.tobytes(), k.lead) for k in seen],
-                    )
-                    recorded = 0
-                    for sub, story, push in pushes:
-                        recorded += db.execute(
-                            "INSERT OR IGNORE INTO outbox (chat, kind, story, subscription, ui, data, created) "
-                            "VALUES (?, 'push', ?, ?, ?, ?, ?)",
-                            (sub["chat"], story, sub["id"], sub["ui"], payload_json(push), now),
-                        ).rowcount
-                    if baseline:
-                        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('baseline', ?)", (str(now),))
+                # A generator: the payloads are made inside the store's transaction.
+                recorded = self.store.record_scan(
+                    seen, now, baseline, (Recorded(sub, story, payload_json(push)) for sub, story, push in pushes)
+                )
             except BaseException:
-                self._index = None  # the in-memory stories may be ahead of the file: reload next time
+                self._index = None  # the in-memory stories may be ahead of the store: reload next time
                 raise
-        report = ScanReport(len(seen), recorded, len({(s["topic"].lower(), s["language"]) for s in subs}),
+        report = ScanReport(len(seen), recorded, len({(s.topic.lower(), s.language) for s in subs}),
                             time.perf_counter() - started)
         if report.pushes:
             log.info("follow: %d new articles, %d pushes recorded (%.1fs)", report.articles, report.pushes, report.seconds)
@@ -332,17 +265,18 @@ class Follow:
             return {int(i) for i in view.article_ids()}
         return {a.id for a in self.library.articles()}
 
-    def _match(self, subs, infos: dict[int, ArticleInfo], candidates: list[int], index: StoryIndex) -> list[tuple[dict, int, Push]]:
+    def _match(self, subs: list[Subscriber], infos: dict[int, ArticleInfo], candidates: list[int],
+               index: StoryIndex) -> list[tuple[Subscriber, int, Push]]:
         """(subscription, story, push) for every followed topic a candidate article answers."""
         if not subs or not candidates:
             return []
         threshold = self.library.answerability.threshold
-        by_topic: dict[tuple[str, str], list] = defaultdict(list)
+        by_topic: dict[tuple[str, str], list[Subscriber]] = defaultdict(list)
         for sub in subs:
-            by_topic[(sub["topic"].lower(), sub["language"])].append(sub)
+            by_topic[(sub.topic.lower(), sub.language)].append(sub)
         found = []
         for (topic, language), group in by_topic.items():
-            ranked = self.library.rank(group[0]["topic"], language, top_k=CANDIDATES, within=candidates)
+            ranked = self.library.rank(group[0].topic, language, top_k=CANDIDATES, within=candidates)
             best: dict[int, object] = {}
             for passage in ranked:
                 aid = passage.article.id
@@ -352,7 +286,7 @@ class Follow:
                 if aid not in infos:
                     continue  # removed meanwhile
                 hs, he = passage.highlight
-                push = Push(group[0]["topic"], passage.text[hs:he].strip() or passage.text.strip(), infos[aid], round(passage.confidence, 4))
+                push = Push(group[0].topic, passage.text[hs:he].strip() or passage.text.strip(), infos[aid], round(passage.confidence, 4))
                 story = index.story_of(aid)
                 for sub in group:
                     found.append((sub, story if story is not None else aid, push))
@@ -362,29 +296,18 @@ class Follow:
 
     def due_briefings(self) -> int:
         """Record the briefing of every chat whose time has come (one per chat, however long the bot was away)."""
-        if not self.store.exists():
-            return 0
         now = self.now()
-        with self.store.read() as db:
-            rows = db.execute("SELECT chat, at, tz, ui, created, last FROM briefings").fetchall()
         made = 0
         composed: dict[tuple[float, float, str], Briefing] = {}  # chats with the same time share one
-        for row in rows:
-            due = latest_occurrence(row["at"], row["tz"], now)
-            if due <= max(row["last"] or 0.0, row["created"]):
+        for row in self.store.schedules():
+            due = latest_occurrence(row.at, row.tz, now)
+            if due <= max(row.last or 0.0, row.created):
                 continue
-            since = row["last"] if row["last"] else due - DAY
-            key = (since, due, row["tz"])
-            briefing = composed[key] = composed.get(key) or self.compose(since, due, row["tz"])
-            with self.store.write() as db:
-                current = db.execute("SELECT last FROM briefings WHERE chat = ?", (row["chat"],)).fetchone()
-                if current is None or (current["last"] or 0.0) >= due:
-                    continue  # turned off, or made by another process meanwhile
-                made += db.execute(
-                    "INSERT OR IGNORE INTO outbox (chat, kind, due, ui, data, created) VALUES (?, 'briefing', ?, ?, ?, ?)",
-                    (row["chat"], due, row["ui"], payload_json(briefing), now),
-                ).rowcount
-                db.execute("UPDATE briefings SET last = ? WHERE chat = ?", (due, row["chat"]))
+            since = row.last if row.last else due - DAY
+            key = (since, due, row.tz)
+            briefing = composed[key] = composed.get(key) or self.compose(since, due, row.tz)
+            # Not made when turned off, or when another process made it meanwhile.
+            made += self.store.record_briefing(row.chat, due, row.ui, payload_json(briefing), now)
         if made:
             self._notify()
         return made
@@ -393,16 +316,11 @@ class Follow:
         """The main stories among the articles first seen in [since, until): the stories carried by
         the most outlets first, then the most articles, the newest, and the story id (deterministic).
         Each is quoted by its first article's lead sentence; its other articles are listed by outlet."""
-        with self.store.read() as db:
-            rows = db.execute(
-                "SELECT id, story, seen FROM articles WHERE baseline = 0 AND seen >= ? AND seen < ? ORDER BY id",
-                (since, until),
-            ).fetchall()
         stories: dict[int, list] = defaultdict(list)
-        for row in rows:
-            info = self.library.article(row["id"])
+        for article_id, story, seen in self.store.seen_between(since, until):
+            info = self.library.article(article_id)
             if info is not None:
-                stories[row["story"]].append((info, row["seen"]))
+                stories[story].append((info, seen))
         ranked = []
         for story, members in stories.items():
             outlets = {(a.outlet or f"#{a.id}").lower() for a, _ in members}
@@ -438,12 +356,7 @@ class Follow:
     def recover(self, platform: str) -> int:
         """At start-up: messages a crashed sender had claimed go back to the queue (see README:
         on Telegram one may then arrive twice; on Matrix the transaction id makes the homeserver drop it)."""
-        if not self.store.exists():
-            return 0
-        with self.store.write() as db:
-            return db.execute(
-                "UPDATE outbox SET state = 'pending' WHERE state = 'sending' AND chat LIKE ?", (f"{platform}:%",)
-            ).rowcount
+        return self.store.recover(platform)
 
     def claim(self, platform: str, limit: int = 500) -> list[Outgoing]:
         """Up to ``limit`` messages for ``platform`` to send now, marked as being sent.
@@ -451,65 +364,20 @@ class Follow:
         Per chat at most ``follow.max_pushes_per_hour`` pushes in any hour (sent or being sent);
         the others wait in the outbox, and expire after a day. Briefings are not limited.
         """
-        if not self.store.exists():
-            return []
-        now = self.now()
-        quota = self.settings.max_pushes_per_hour
-        with self.store.write() as db:
-            db.execute(
-                "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND kind = 'push' AND created < ? AND chat LIKE ?",
-                (now - PUSH_EXPIRES, f"{platform}:%"),
-            )
-            rows = db.execute(
-                "SELECT id, chat, kind, ui, data FROM outbox WHERE state = 'pending' AND next_try <= ? AND chat LIKE ? ORDER BY id",
-                (now, f"{platform}:%"),
-            ).fetchall()
-            if not rows:
-                return []
-            used = dict(db.execute(
-                "SELECT chat, COUNT(*) FROM outbox WHERE kind = 'push' AND chat LIKE ? "
-                "AND (state = 'sending' OR (state = 'sent' AND sent > ?)) GROUP BY chat",
-                (f"{platform}:%", now - HOUR),
-            ).fetchall())
-            taken = []
-            for row in rows:
-                if len(taken) >= limit:
-                    break
-                if row["kind"] == "push":
-                    if used.get(row["chat"], 0) >= quota:
-                        continue
-                    used[row["chat"]] = used.get(row["chat"], 0) + 1
-                taken.append(row)
-            db.executemany(
-                "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?", [(r["id"],) for r in taken]
-            )
-        return [Outgoing(r["id"], r["chat"], r["kind"], r["ui"], payload_from(r["kind"], r["data"])) for r in taken]
+        taken = self.store.claim(platform, self.now(), self.settings.max_pushes_per_hour, limit)
+        return [Outgoing(r.id, r.chat, r.kind, r.ui, payload_from(r.kind, r.data)) for r in taken]
 
     def sent(self, message_id: int, ref: str | None = None) -> None:
         """The platform accepted the message."""
-        with self.store.write() as db:
-            db.execute("UPDATE outbox SET state = 'sent', sent = ?, ref = ? WHERE id = ?", (self.now(), ref, message_id))
+        self.store.sent(message_id, self.now(), ref)
 
     def failed(self, message_id: int, error: str, retry: bool) -> None:
         """Sending failed: try again later (with backoff) when ``retry`` and attempts are left, else give up."""
-        now = self.now()
-        with self.store.write() as db:
-            row = db.execute("SELECT attempts FROM outbox WHERE id = ?", (message_id,)).fetchone()
-            attempts = row["attempts"] if row else MAX_ATTEMPTS
-            if retry and attempts < MAX_ATTEMPTS:
-                db.execute(
-                    "UPDATE outbox SET state = 'pending', next_try = ?, error = ? WHERE id = ?",
-                    (now + min(2.0 ** attempts, 600.0), error[:500], message_id),
-                )
-            else:
-                db.execute("UPDATE outbox SET state = 'failed', error = ? WHERE id = ?", (error[:500], message_id))
+        self.store.failed(message_id, error, retry, self.now())
 
     def counts(self) -> dict[str, int]:
         """Outbox rows by state (for tests, the benchmark and the logs)."""
-        if not self.store.exists():
-            return {}
-        with self.store.read() as db:
-            return dict(db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+        return self.store.counts()
 
     def _notify(self) -> None:
         for listener in list(self.listeners):

@@ -5,7 +5,9 @@ message, raising :class:`SendError` to say whether to retry. Delivery: a message
 ``sending`` before it goes out and ``sent`` right after the platform accepted it. A message found
 ``sending`` at start-up (the process died in between) is sent again: at least once in that window,
 which on Matrix is exactly once (the transaction id is the outbox row, and the homeserver drops the
-repeat), and on Telegram, which has no idempotency key, may show twice.
+repeat), and on Telegram, which has no idempotency key, may show twice. With the postgres backend
+several workers run this at once on one outbox: a message is claimed by one of them, and only the
+messages of a worker that stopped are taken up again (:mod:`bot.follow.pg_store`).
 """
 
 from __future__ import annotations

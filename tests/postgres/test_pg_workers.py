@@ -3,7 +3,9 @@ behind a round-robin proxy (as nginx's upstream does it), serving one stand-in T
 
 A question answered by one worker and ``/source`` or ``/summary`` handled by the other refer to the
 same articles; an article ingested by ``bron ingest`` is answered by both within seconds; a database
-restart is survived, and while the database is down the user is told so instead of left waiting."""
+restart is survived, and while the database is down the user is told so instead of left waiting.
+Topics followed through either worker are alerted once when ``bron ingest`` brings a match, though
+both workers send alerts."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from bot.render import render_sources, render_summary
 from bot.texts import t
+from follow_support import write_articles
 from service import free_port, readiness_seen, service_env, start_service, wait_exit
 from standin import ANNA, BOB, BotApiStandIn
 from support import REPO, SEED_QUESTION_NL
@@ -90,21 +93,38 @@ class Telegram:
         return worker, (await self.api.wait_sent(user["id"], after=before, timeout=timeout))[0].html
 
 
+def worker_envs(api: BotApiStandIn, pg_dsn: str, tmp_path: Path, ports: list[int], ops_ports: list[int], **extra: str) -> list[dict]:
+    """The environment of each webhook worker on the database (the Telegram stand-in as its Bot API)."""
+    return [
+        service_env(
+            tmp_path / f"worker{i}", ops_ports[i], BRON_TELEGRAM_TOKEN=api.token, BRON_TELEGRAM_BASE_URL=api.base_url,
+            BRON_TELEGRAM_MODE="webhook", BRON_TELEGRAM_WEBHOOK_URL="https://bron.example.org/telegram",
+            BRON_TELEGRAM_WEBHOOK_PORT=str(ports[i]), BRON_TELEGRAM_WEBHOOK_SECRET=SECRET,
+            BRON_STORAGE_BACKEND="postgres", BRON_STORAGE_DSN=pg_dsn, BRON_STORAGE_RETRY_SECONDS="5", **extra,
+        )
+        for i in range(len(ports))
+    ]
+
+
+async def stop_workers(workers: list) -> None:
+    for process in workers:
+        if process.returncode is None:
+            process.terminate()
+    for process in workers:
+        try:
+            await wait_exit(process, 60)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 async def test_two_webhook_workers_share_one_database(make_pg_bron, pg_dsn, pg_server, tmp_path: Path) -> None:
     bron = make_pg_bron()  # the corpus is in the database before the workers start
     api = BotApiStandIn()
     await api.start()
     workers, ports, ops_ports = [], [free_port(), free_port()], [free_port(), free_port()]
     proxy = RoundRobin(ports)
-    envs = [
-        service_env(
-            tmp_path / f"worker{i}", ops_ports[i], BRON_TELEGRAM_TOKEN=api.token, BRON_TELEGRAM_BASE_URL=api.base_url,
-            BRON_TELEGRAM_MODE="webhook", BRON_TELEGRAM_WEBHOOK_URL="https://bron.example.org/telegram",
-            BRON_TELEGRAM_WEBHOOK_PORT=str(ports[i]), BRON_TELEGRAM_WEBHOOK_SECRET=SECRET,
-            BRON_STORAGE_BACKEND="postgres", BRON_STORAGE_DSN=pg_dsn, BRON_STORAGE_RETRY_SECONDS="5",
-        )
-        for i in range(2)
-    ]
+    envs = worker_envs(api, pg_dsn, tmp_path, ports, ops_ports)
     try:
         for env in envs:
             workers.append(await start_service("serve", "telegram", env=env))
@@ -161,13 +181,53 @@ async def test_two_webhook_workers_share_one_database(make_pg_bron, pg_dsn, pg_s
         assert "Kaasmarkt in Alkmaar" in sources
     finally:
         await proxy.stop()
-        for process in workers:
-            if process.returncode is None:
-                process.terminate()
-        for process in workers:
-            try:
-                await wait_exit(process, 60)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_workers(workers)
+        await api.stop()
+
+
+def alerts(api: BotApiStandIn, user: dict) -> list:
+    """The topic alerts the user got (in Dutch)."""
+    return [s for s in api.sent_to(user["id"]) if s.text.startswith("Nieuw over")]
+
+
+async def test_a_topic_followed_through_either_worker_is_alerted_once(make_pg_bron, pg_dsn, tmp_path: Path) -> None:
+    make_pg_bron()  # the corpus is in the database before the workers start
+    api = BotApiStandIn()
+    await api.start()
+    workers, ports, ops_ports = [], [free_port(), free_port()], [free_port(), free_port()]
+    proxy = RoundRobin(ports)
+    # Both workers look for alerts to send every second.
+    envs = worker_envs(api, pg_dsn, tmp_path, ports, ops_ports, BRON_FOLLOW_CHECK_SECONDS="1")
+    try:
+        for env in envs:
+            workers.append(await start_service("serve", "telegram", env=env))
+        await asyncio.gather(*(readiness_seen(port, process) for port, process in zip(ops_ports, workers)))
+        await proxy.start()
+        telegram = Telegram(api, proxy)
+
+        async def command(text: str) -> tuple[int, str]:
+            before = len(api.sent_to(ANNA["id"]))
+            worker = await telegram.send(ANNA, text)
+            return worker, (await api.wait_sent(ANNA["id"], after=before))[0].text
+
+        assert await command("/follow wolf") == (0, t("follow_added", "nl", topic="wolf"))
+        worker, reply = await command("/follow storm Zeeland")
+        assert worker == 1 and reply.startswith("Je volgt nu: storm Zeeland")
+        worker, reply = await command("/following")
+        assert worker == 0 and "1. wolf" in reply and "2. storm Zeeland" in reply
+        worker, reply = await command("/unfollow 2")
+        assert worker == 1 and reply == t("follow_removed", "nl", topic="storm Zeeland")
+
+        # `bron ingest` on a third machine (its own data dir) brings a match for each topic.
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "-q", "ingest", str(write_articles(tmp_path / "new", "wolf", "storm")),
+            env=envs[0] | {"BRON_DATA_DIR": str(tmp_path / "cli")}, cwd=REPO)
+        assert await wait_exit(cli, 240) == 0
+        await api.wait_until(ANNA["id"], lambda sent: len(alerts(api, ANNA)) >= 1, timeout=30)
+        await asyncio.sleep(4)  # several rounds of both workers: nothing more comes
+        assert [a.text.splitlines()[0] for a in alerts(api, ANNA)] == [t("push_header", "nl", topic="wolf")]
+        assert "Wolf bijt schapen dood op de Veluwe" in alerts(api, ANNA)[0].text
+    finally:
+        await proxy.stop()
+        await stop_workers(workers)
         await api.stop()
