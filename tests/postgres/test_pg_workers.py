@@ -10,9 +10,11 @@ both workers send alerts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -106,6 +108,27 @@ def worker_envs(api: BotApiStandIn, pg_dsn: str, tmp_path: Path, ports: list[int
     ]
 
 
+@contextlib.asynccontextmanager
+async def webhook_workers(pg_dsn: str, tmp_path: Path, **extra: str) -> AsyncIterator[tuple[BotApiStandIn, Telegram, list, list[dict]]]:
+    """Two ready `bron serve telegram` webhook workers on the database behind a round-robin proxy, with the
+    Bot API stand-in: (api, telegram, worker processes, their environments); all stopped afterwards."""
+    api = BotApiStandIn()
+    await api.start()
+    workers, ports, ops_ports = [], [free_port(), free_port()], [free_port(), free_port()]
+    proxy = RoundRobin(ports)
+    envs = worker_envs(api, pg_dsn, tmp_path, ports, ops_ports, **extra)
+    try:
+        for env in envs:
+            workers.append(await start_service("serve", "telegram", env=env))
+        await asyncio.gather(*(readiness_seen(port, process) for port, process in zip(ops_ports, workers)))
+        await proxy.start()
+        yield api, Telegram(api, proxy), workers, envs
+    finally:
+        await proxy.stop()
+        await stop_workers(workers)
+        await api.stop()
+
+
 async def stop_workers(workers: list) -> None:
     for process in workers:
         if process.returncode is None:
@@ -120,18 +143,7 @@ async def stop_workers(workers: list) -> None:
 
 async def test_two_webhook_workers_share_one_database(make_pg_bron, pg_dsn, pg_server, tmp_path: Path) -> None:
     bron = make_pg_bron()  # the corpus is in the database before the workers start
-    api = BotApiStandIn()
-    await api.start()
-    workers, ports, ops_ports = [], [free_port(), free_port()], [free_port(), free_port()]
-    proxy = RoundRobin(ports)
-    envs = worker_envs(api, pg_dsn, tmp_path, ports, ops_ports)
-    try:
-        for env in envs:
-            workers.append(await start_service("serve", "telegram", env=env))
-        await asyncio.gather(*(readiness_seen(port, process) for port, process in zip(ops_ports, workers)))
-        await proxy.start()
-        telegram = Telegram(api, proxy)
-
+    async with webhook_workers(pg_dsn, tmp_path) as (api, telegram, workers, envs):
         # A question to worker 0, /source and /summary to worker 1: the same articles.
         worker, reply = await telegram.ask(ANNA, SEED_QUESTION_NL)
         assert worker == 0 and "in Turkije verbleef" in reply
@@ -179,10 +191,6 @@ async def test_two_webhook_workers_share_one_database(make_pg_bron, pg_dsn, pg_s
             assert "veertigduizend" in reply
         worker, sources = await telegram.ask(BOB, "/source")  # the conversations outlived the restart
         assert "Kaasmarkt in Alkmaar" in sources
-    finally:
-        await proxy.stop()
-        await stop_workers(workers)
-        await api.stop()
 
 
 def alerts(api: BotApiStandIn, user: dict) -> list:
@@ -192,19 +200,8 @@ def alerts(api: BotApiStandIn, user: dict) -> list:
 
 async def test_a_topic_followed_through_either_worker_is_alerted_once(make_pg_bron, pg_dsn, tmp_path: Path) -> None:
     make_pg_bron()  # the corpus is in the database before the workers start
-    api = BotApiStandIn()
-    await api.start()
-    workers, ports, ops_ports = [], [free_port(), free_port()], [free_port(), free_port()]
-    proxy = RoundRobin(ports)
     # Both workers look for alerts to send every second.
-    envs = worker_envs(api, pg_dsn, tmp_path, ports, ops_ports, BRON_FOLLOW_CHECK_SECONDS="1")
-    try:
-        for env in envs:
-            workers.append(await start_service("serve", "telegram", env=env))
-        await asyncio.gather(*(readiness_seen(port, process) for port, process in zip(ops_ports, workers)))
-        await proxy.start()
-        telegram = Telegram(api, proxy)
-
+    async with webhook_workers(pg_dsn, tmp_path, BRON_FOLLOW_CHECK_SECONDS="1") as (api, telegram, workers, envs):
         async def command(text: str) -> tuple[int, str]:
             before = len(api.sent_to(ANNA["id"]))
             worker = await telegram.send(ANNA, text)
@@ -227,7 +224,3 @@ async def test_a_topic_followed_through_either_worker_is_alerted_once(make_pg_br
         await asyncio.sleep(4)  # several rounds of both workers: nothing more comes
         assert [a.text.splitlines()[0] for a in alerts(api, ANNA)] == [t("push_header", "nl", topic="wolf")]
         assert "Wolf bijt schapen dood op de Veluwe" in alerts(api, ANNA)[0].text
-    finally:
-        await proxy.stop()
-        await stop_workers(workers)
-        await api.stop()
