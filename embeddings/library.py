@@ -311,22 +311,7 @@ class Library:
     ) -> set[int]:
         """Ids of the articles published in ``period`` (inclusive ISO days, None for an open end;
         undated articles are in no period) and from one of ``outlets`` (exact names; None: any)."""
-        finder = getattr(self.store.db, "in_scope", None)
-        if finder is not None:
-            return set(finder(period, None if outlets is None else list(outlets), limit))
-        # A backend without the query (postgres): the same filter over every article's date and outlet.
-        found = set()
-        for article_id, date, outlet in self.store.db.dated():
-            if outlets is not None and outlet not in outlets:
-                continue
-            if period is not None:
-                day = (date or "").strip()[:10]
-                if len(day) != 10 or not day[:4].isdigit() or (period[0] and day < period[0]) or (period[1] and day > period[1]):
-                    continue
-            found.add(article_id)
-            if limit is not None and len(found) >= limit:
-                break
-        return found
+        return set(self.store.db.in_scope(period, None if outlets is None else list(outlets), limit))
 
     def by_keys(self, keys: list[str]) -> dict[str, tuple[int, str]]:
         """{key: (id, content hash)} of the indexed articles among ``keys``."""

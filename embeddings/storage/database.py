@@ -219,7 +219,7 @@ class Database:
                 args.append(since)
             if until:
                 where.append("date < ?")
-                args.append(_day_after(until))
+                args.append(day_after(until))
         if outlets is not None:
             if not outlets:
                 return []
@@ -309,7 +309,7 @@ class Database:
         return self.connection().execute(q, [*args, limit, offset]).fetchall()
 
 
-def _day_after(day: str) -> str:
+def day_after(day: str) -> str:
     """The ISO day after ``day`` ("2024-12-31" -> "2025-01-01"); a string above every date for the last day."""
     try:
         return (dt.date.fromisoformat(day[:10]) + dt.timedelta(days=1)).isoformat()

@@ -43,6 +43,7 @@ import numpy as np
 
 from embeddings.documents import text_fingerprint
 from embeddings.storage.bm25 import B, K1, MAX_TERM
+from embeddings.storage.database import day_after
 from embeddings.storage.rows import ArticleRow, ChunkRow, SentenceRow
 
 if TYPE_CHECKING:
@@ -382,6 +383,30 @@ class PgDatabase:
 
     def dated(self) -> list[tuple[int, str | None, str | None]]:
         return self.query("SELECT id, date, outlet FROM articles")
+
+    def in_scope(
+        self, period: tuple[str | None, str | None] | None, outlets: Sequence[str] | None, limit: int | None = None,
+    ) -> list[int]:
+        """Ids of the articles published in ``period`` and from one of ``outlets``, as the embedded
+        database's :meth:`~embeddings.storage.database.Database.in_scope` (through the date and outlet indexes)."""
+        where, args = [], []
+        if period is not None:
+            since, until = period
+            where.append("date ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}'")
+            if since:
+                where.append("date >= %s")
+                args.append(since)
+            if until:
+                where.append("date < %s")
+                args.append(day_after(until))
+        if outlets is not None:
+            if not outlets:
+                return []
+            where.append("outlet = ANY(%s)")
+            args.append(list(outlets))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        return [r[0] for r in self.query(f"SELECT id FROM articles {clause}{tail}", args)]
 
     def under(self, root: str) -> list[tuple[int, str, str]]:
         prefix = root.rstrip("/") + "/"

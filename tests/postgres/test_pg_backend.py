@@ -46,3 +46,26 @@ def test_open_store_follows_the_config(config, tmp_path):
     store = open_store(pg, tmp_path)  # connects lazily
     assert isinstance(store, PgStore)
     assert isinstance(store, StoreBackend)
+
+
+def test_periods_and_outlets_limit_the_search_on_postgres_as_embedded(make_pg_bron, make_bron, tmp_path):
+    import datetime as dt
+
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for name, title, outlet, date, speed in (
+        ("a.md", "Storm raast over Zeeland", "NOS", "2024-12-03T23:30:00+01:00", 130),
+        ("b.md", "Storm in Zeeland voorbij", "NRC", "2024-11-20", 90),
+        ("c.md", "Storm zonder datum", "AD", "", 70),
+    ):
+        head = f"---\ntitle: {title}\noutlet: {outlet}\n" + (f"date: {date}\n" if date else "") + "---\n\n"
+        (folder / name).write_text(head + f"In Vlissingen werden windstoten van {speed} kilometer per uur gemeten.\n", encoding="utf-8")
+    seen = []
+    for bron in (make_pg_bron(folder), make_bron(folder, data_dir=tmp_path / "embedded")):
+        bron.today = lambda: dt.date(2024, 12, 4)
+        seen.append([
+            sorted(p.article.outlet for p in bron.answer(question, "t").passages)
+            for question in ("Hoe hard waaide het gisteren in Vlissingen?", "Hoe hard waaide het vorige maand in Vlissingen?",
+                             "Hoe hard waaide het in Vlissingen volgens de NRC?", "Hoe hard waaide het vorige week in Vlissingen?")
+        ])
+    assert seen[0] == seen[1] == [["NOS"], ["NRC"], ["NRC"], []]
