@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,15 +116,25 @@ class SharedMemory:
 
 
 def answer_to_json(answer: Answer) -> dict[str, Any]:
-    """``answer`` as JSON-able data (:func:`answer_from_json` reads it back)."""
-    return dataclasses.asdict(answer)
+    """``answer`` as JSON-able data (:func:`answer_from_json` reads it back).
+
+    A quote not probable enough to lead has the lead score -inf, which JSON (and PostgreSQL's jsonb) cannot
+    hold: non-finite scores are stored as null.
+    """
+    data = dataclasses.asdict(answer)
+    for p in data.get("passages", []) + data.get("more", []):
+        for key in ("score", "confidence", "lead_score"):
+            if isinstance(p.get(key), float) and not math.isfinite(p[key]):
+                p[key] = None
+    return data
 
 
 def answer_from_json(data: dict[str, Any]) -> Answer:
     """The :class:`Answer` that :func:`answer_to_json` wrote."""
 
     def passage(p: dict[str, Any]) -> Passage:
-        return Passage(**{**p, "article": ArticleInfo(**p["article"]), "highlight": tuple(p["highlight"])})
+        scores = {k: float("-inf") for k in ("score", "confidence", "lead_score") if k in p and p[k] is None}
+        return Passage(**{**p, **scores, "article": ArticleInfo(**p["article"]), "highlight": tuple(p["highlight"])})
 
     return Answer(**{
         **data,

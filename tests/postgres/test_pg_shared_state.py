@@ -65,3 +65,15 @@ def test_a_schema_1_database_is_refused_until_upgraded(pg_server, encoders, tmp_
     library = Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
     assert library.store.db.query("SELECT (SELECT count(*) FROM conversations) + (SELECT count(*) FROM feeds)")[0][0] == 0
     library.store.db.close()
+
+
+def test_a_quote_too_improbable_to_lead_is_stored_and_read_back(make_pg_bron):
+    # Its lead score is -inf, which jsonb cannot hold: storing the conversation must not fail the answer.
+    import dataclasses
+
+    one, two = make_pg_bron(name="one"), make_pg_bron(name="two")
+    answer = one.answer(SEED_QUESTION_NL, "inf")
+    weak = dataclasses.replace(answer.passages[0], lead_score=float("-inf"))
+    one.memory.remember("inf", [a.id for a in answer.articles], dataclasses.replace(answer, more=[weak]))
+    assert two.more("inf").others[0].lead_score == float("-inf")
+    assert answer_from_json(answer_to_json(dataclasses.replace(answer, more=[weak]))).more == [weak]
