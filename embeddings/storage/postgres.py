@@ -11,9 +11,13 @@ checked at every start, never migrated silently)::
                      product: the vectors are normalised, so it is the cosine)
     passage_vectors  passage vectors of other encoders (only with retrieval.weight_dense > 0)
     sentences        spans and vector(384)
-    postings         (term, passage, tf, passage length): BM25 over the tokens of
-                     :func:`embeddings.lexical.tokenize`, scored in SQL with the Lucene formula of
-                     :mod:`embeddings.storage.bm25`; ``terms`` keeps the document frequencies
+    term_postings    (schema 5) BM25 over the tokens of :func:`embeddings.lexical.tokenize`: per term,
+                     a few blocks, each a packed array of (passage, article, tf, passage length)
+                     records (:data:`POSTING`), scored in numpy with the Lucene formula of
+                     :mod:`embeddings.storage.bm25`; ``terms`` keeps the document frequencies and
+                     ``passage_terms`` each passage's terms (to drop its postings on removal).
+                     Schemas 1-4 kept one row per posting; summing those took 0.3-1.1 s a question
+                     at 100k articles.
     conversations    (schema 2) per chat: the last answer and the articles behind /source and
                      /summary, shared by every bot worker (:mod:`bot.memory`)
     feeds, feed_items (schema 3) what feeds.json holds for the embedded backend: the added feeds,
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -51,11 +56,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DIM = 384
 # Below this many passages the dense search is exact (as the embedded backend's below 100k), above
 # it uses the HNSW index.
 EXACT_BELOW = 20_000
+# One posting in a term_postings block: big-endian, as PostgreSQL's int8send/int4send write it (the
+# schema-5 migration packs the old rows in SQL).
+POSTING = np.dtype([("passage", ">i8"), ("article", ">i8"), ("tf", ">i4"), ("length", ">i4")])
+# A term gets one new block per commit that adds passages holding it; past this many, its small
+# blocks are merged (see PgStore._compact), so a question reads a handful of rows per term.
+MAX_BLOCKS = 8
 # Advisory lock key of the writers ("bron" in ASCII).
 WRITER_LOCK = 0x62726F6E
 # A read that finds the server gone is retried this long (a restart takes a few seconds); then it
@@ -154,6 +165,22 @@ CREATE UNIQUE INDEX follow_push_once ON follow_outbox (chat, story) WHERE kind =
 CREATE UNIQUE INDEX follow_briefing_once ON follow_outbox (chat, due) WHERE kind = 'briefing';
 CREATE INDEX follow_outbox_state ON follow_outbox (state, chat);
 CREATE INDEX follow_outbox_subscription ON follow_outbox (subscription) WHERE state = 'pending';
+""",
+    5: """
+CREATE TABLE term_postings (
+    term text COLLATE "C" NOT NULL, block bigserial, n integer NOT NULL, data bytea NOT NULL,
+    PRIMARY KEY (term, block)
+);
+-- Blocks are read whole and are mostly ids: compressing them costs more time than it saves.
+ALTER TABLE term_postings ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE TABLE passage_terms (
+    passage bigint PRIMARY KEY REFERENCES passages(id) ON DELETE CASCADE, terms text[] COLLATE "C" NOT NULL
+);
+INSERT INTO term_postings (term, n, data)
+    SELECT term, count(*), string_agg(int8send(passage) || int8send(article_id) || int4send(tf) || int4send(length), ''::bytea)
+    FROM postings GROUP BY term;
+INSERT INTO passage_terms SELECT passage, array_agg(term ORDER BY term) FROM postings GROUP BY passage;
+DROP TABLE postings;
 """,
 }
 
@@ -617,17 +644,81 @@ class PgStore:
         ``article_ids``; returns (passages, tokens) dropped."""
         if not article_ids:
             return 0, 0
-        con.execute(
-            "UPDATE terms SET df = terms.df - d.n FROM (SELECT term, count(*) AS n FROM postings p"
-            " JOIN passages s ON s.id = p.passage WHERE s.article_id = ANY(%s) GROUP BY term) d WHERE terms.term = d.term",
-            (article_ids,),
-        )
+        terms = [str(t) for (t,) in con.execute(
+            "SELECT DISTINCT unnest(pt.terms) FROM passage_terms pt JOIN passages s ON s.id = pt.passage"
+            " WHERE s.article_id = ANY(%s)", (article_ids,),
+        ).fetchall()]
+        # Every block of those terms is rewritten without the articles: removals are rare next to
+        # additions, and the blocks stay exact (no tombstones to skip at every question).
+        PgStore._rewrite(con, terms, drop=article_ids)
         n, t = con.execute(
             "SELECT count(*), COALESCE(sum(length), 0) FROM passages WHERE article_id = ANY(%s)", (article_ids,)
         ).fetchone()
         con.execute("DELETE FROM passages WHERE article_id = ANY(%s)", (article_ids,))
         con.execute("DELETE FROM sentences WHERE article_id = ANY(%s)", (article_ids,))
         return int(n), int(t)
+
+    @staticmethod
+    def _rewrite(con, terms: Sequence[str], drop: Sequence[int] = (), smallest_only: bool = False) -> None:
+        """Merge the blocks of each of ``terms`` into one, leaving out the postings of the articles
+        ``drop`` (their document frequencies go down accordingly). ``smallest_only`` keeps a term's
+        largest block as it is unless the others add up to a quarter of it, so a common term's long
+        list is rewritten only now and then (size-tiered, as log-structured indexes do)."""
+        dropped: Counter = Counter()
+        for i in range(0, len(terms), 512):
+            part = list(terms[i:i + 512])
+            blocks: dict[str, list[tuple[int, bytes]]] = {}
+            for term, block, data in con.execute(
+                "SELECT term, block, data FROM term_postings WHERE term = ANY(%s)", (part,), binary=True
+            ).fetchall():
+                blocks.setdefault(str(term), []).append((int(block), bytes(data)))
+            gone: list[tuple[str, int]] = []
+            merged: list[tuple[str, np.ndarray]] = []
+            for term, found in blocks.items():
+                found.sort(key=lambda b: -len(b[1]))
+                if smallest_only and sum(len(b[1]) for b in found[1:]) * 4 < len(found[0][1]):
+                    found = found[1:]
+                records = np.concatenate([np.frombuffer(b[1], dtype=POSTING) for b in found])
+                if len(drop):
+                    keep = ~np.isin(records["article"], np.asarray(drop, dtype="int64"))
+                    dropped[term] += int(len(records) - keep.sum())
+                    records = records[keep]
+                gone.extend((term, b[0]) for b in found)
+                if len(records):
+                    merged.append((term, records))
+            if gone:
+                con.execute(
+                    "DELETE FROM term_postings t USING unnest(%s::text[], %s::int8[]) AS g(term, block)"
+                    " WHERE t.term = g.term AND t.block = g.block",
+                    ([g[0] for g in gone], [g[1] for g in gone]),
+                )
+            PgStore._write_blocks(con, merged)
+        if dropped:
+            names = sorted(dropped)
+            con.execute(
+                "UPDATE terms SET df = terms.df - d.n FROM unnest(%s::text[], %s::int8[]) AS d(term, n) WHERE terms.term = d.term",
+                (names, [dropped[t] for t in names]),
+            )
+
+    @staticmethod
+    def _write_blocks(con, blocks: Sequence[tuple[str, np.ndarray]]) -> None:
+        if not blocks:
+            return
+        with con.cursor() as cur, cur.copy("COPY term_postings (term, n, data) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "int4", "bytea"])
+            for term, records in blocks:
+                copy.write_row((term, len(records), records.astype(POSTING, copy=False).tobytes()))
+
+    @staticmethod
+    def _compact(con, terms: Sequence[str]) -> None:
+        """Merge the small blocks of the ``terms`` that have more than :data:`MAX_BLOCKS`."""
+        if not terms:
+            return
+        crowded = [str(t) for (t,) in con.execute(
+            "SELECT term FROM term_postings WHERE term = ANY(%s) GROUP BY term HAVING count(*) > %s",
+            (list(terms), MAX_BLOCKS),
+        ).fetchall()]
+        PgStore._rewrite(con, crowded, smallest_only=True)
 
     @staticmethod
     def _copy(con, rows: _Rows) -> None:
@@ -648,11 +739,17 @@ class PgStore:
                     copy.set_types(["text", "int8", "vector"])
                     for r in rows.extra:
                         copy.write_row(r)
-            with cur.copy("COPY postings (term, passage, article_id, tf, length) FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.set_types(["text", "int8", "int8", "int4", "int4"])
-                for r in rows.postings:
-                    copy.write_row(r)
-            df = Counter(r[0] for r in rows.postings)
+            by_term: dict[str, list[tuple[int, int, int, int]]] = {}
+            of_passage: dict[int, list[str]] = {}
+            for term, passage, article_id, tf, length in rows.postings:
+                by_term.setdefault(term, []).append((passage, article_id, tf, length))
+                of_passage.setdefault(passage, []).append(term)
+            PgStore._write_blocks(con, [(t, np.array(r, dtype=POSTING)) for t, r in sorted(by_term.items())])
+            with cur.copy("COPY passage_terms (passage, terms) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "text[]"])
+                for passage, terms in of_passage.items():
+                    copy.write_row((passage, sorted(terms)))
+            df = {t: len(r) for t, r in by_term.items()}
             if df:
                 terms = sorted(df)
                 cur.execute(
@@ -660,6 +757,7 @@ class PgStore:
                     " ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
                     (terms, [df[t] for t in terms]),
                 )
+            PgStore._compact(con, sorted(df))
 
     def add_passage_vectors(self, encoder: str, chunk_ids: Sequence[int], vectors: np.ndarray) -> None:
         """Store passage vectors of another encoder (retrieval.weight_dense turned on later)."""
@@ -690,7 +788,7 @@ class PgStore:
 
     def disk_bytes(self) -> int:
         q = ("SELECT COALESCE(sum(pg_total_relation_size(c)), 0) FROM unnest(ARRAY['articles','removed','passages',"
-             "'passage_vectors','sentences','postings','terms','bron_meta']::regclass[]) AS c")
+             "'passage_vectors','sentences','term_postings','passage_terms','terms','bron_meta']::regclass[]) AS c")
         return int(self.db.query(q)[0][0])
 
 
@@ -925,7 +1023,10 @@ class PgView:
         self, tokens: Sequence[str], n: int, exclude: Collection[int] = frozenset(), within: Collection[int] | None = None
     ) -> dict[int, float]:
         """The ``n`` best BM25 passages for the query ``tokens`` (the formula of :mod:`embeddings.storage.bm25`,
-        over the live passages), skipping ``exclude`` and, given ``within``, other articles."""
+        over the live passages), skipping ``exclude`` and, given ``within``, other articles.
+
+        Each query term's blocks come back in one query (a few rows per term, however common) and
+        are scored in numpy, as the embedded backend scores its segments."""
         weights = Counter(t[:MAX_TERM] for t in tokens)
         if not weights or not self.chunk_count:
             return {}
@@ -934,32 +1035,53 @@ class PgView:
         if not docs:
             return {}
         avgdl = max(int(meta.get("tokens", 0)) / docs, 1e-9)
-        terms = sorted(weights)
-        filters = ["NOT (p.article_id = ANY(%(exclude)s))"]
-        args: dict[str, Any] = {
-            "terms": terms, "w": [float(weights[t]) for t in terms], "docs": float(docs), "avgdl": float(avgdl),
-            "k1": K1, "b": B, "exclude": [int(a) for a in exclude], "n": int(n),
-        }
-        if within is not None:
-            filters.append("p.article_id = ANY(%(within)s)")
-            args["within"] = [int(a) for a in within]
-        sql = f"""
-            WITH q AS (SELECT * FROM unnest(%(terms)s::text[], %(w)s::float8[]) AS q(term, w)),
-            idf AS (
-                SELECT q.term, q.w, ln(1.0 + (%(docs)s - t.df + 0.5) / (t.df + 0.5)) AS idf
-                FROM q JOIN terms t ON t.term = q.term WHERE t.df > 0
-            ),
-            scored AS (
-                SELECT p.passage, sum(idf.w * idf.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s))) AS score
-                FROM idf JOIN postings p ON p.term = idf.term
-                WHERE {' AND '.join(filters)}
-                GROUP BY p.passage ORDER BY score DESC, p.passage LIMIT %(n)s
-            )
-            SELECT s.id, s.article_id, s.start, s.stop, s.first_sentence, s.last_sentence, scored.score
-            FROM scored JOIN passages s ON s.id = scored.passage ORDER BY scored.score DESC, s.id"""
-        rows = self.db.query(sql, args)
-        self._remember(r[:6] for r in rows)
-        return {int(r[0]): float(r[6]) for r in rows if r[6] > 0}
+        per_term: dict[str, list[np.ndarray]] = {}
+        for term, data in self.db.query("SELECT term, data FROM term_postings WHERE term = ANY(%s)", (sorted(weights),), binary=True):
+            per_term.setdefault(str(term), []).append(np.frombuffer(data, dtype=POSTING))
+        parts, shares = [], []
+        for term, blocks in per_term.items():
+            records = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+            df = len(records)  # the blocks hold exactly the live passages
+            if not df:
+                continue
+            idf = math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+            if exclude:
+                records = records[~np.isin(records["article"], np.fromiter(exclude, dtype="int64"))]
+            if within is not None:
+                records = records[np.isin(records["article"], np.fromiter(within, dtype="int64"))]
+            tf = records["tf"].astype("float64")
+            norm = K1 * (1 - B + B * records["length"].astype("float64") / avgdl)
+            parts.append(records["passage"].astype("int64"))
+            shares.append(weights[term] * idf * tf / (tf + norm))
+        if not parts:
+            return {}
+        passages, share = np.concatenate(parts), np.concatenate(shares)
+        if not len(passages):
+            return {}
+        low, high = int(passages.min()), int(passages.max())
+        if high - low < max(8 * len(passages), 1 << 22):
+            # Passage ids are dense: summing by id is several times cheaper than sorting them.
+            sums = np.bincount(passages - low, weights=share)
+            ids = np.flatnonzero(sums > 0)
+            scores = sums[ids]
+            ids += low
+        else:
+            ids, inverse = np.unique(passages, return_inverse=True)
+            scores = np.bincount(inverse.reshape(-1), weights=share, minlength=len(ids))
+        if len(ids) > n:
+            # Everything tied with the n-th score goes to the sort, so ties break by id as in SQL.
+            cut = np.partition(scores, len(scores) - n)[len(scores) - n]
+            keep = np.flatnonzero(scores >= cut)
+            ids, scores = ids[keep], scores[keep]
+        order = np.lexsort((ids, -scores))[:n]
+        best = [(int(ids[i]), float(scores[i])) for i in order]
+        rows = self.db.query(
+            "SELECT id, article_id, start, stop, first_sentence, last_sentence FROM passages WHERE id = ANY(%s)",
+            ([p for p, _ in best],),
+        )
+        self._remember(rows)
+        live = {int(r[0]) for r in rows}  # a passage removed since the blocks were read is skipped
+        return {p: score for p, score in best if p in live and score > 0}
 
 
 # -- bron migrate --------------------------------------------------------------------------------
@@ -1050,12 +1172,24 @@ def copy_from_embedded(data_dir, dsn: str, progress: Callable[[int, int], None] 
                     term_of = np.repeat(np.arange(len(postings.terms)), np.diff(np.asarray(postings.starts)))
                     prow = np.asarray(postings.rows)
                     keep = np.isin(prow, chunk_rows)
+                    term_of, prow = term_of[keep], prow[keep]
                     terms = np.asarray(postings.terms)
-                    tfs = np.asarray(postings.tf)
-                    with cur.copy("COPY postings (term, passage, article_id, tf, length) FROM STDIN WITH (FORMAT BINARY)") as copy:
-                        copy.set_types(["text", "int8", "int8", "int4", "int4"])
-                        for t, r, tf in zip(term_of[keep], prow[keep], tfs[keep]):
-                            copy.write_row((str(terms[t]), seg.chunk_base + int(r), int(chunk_article[r]), int(tf), int(lengths[r])))
+                    records = np.empty(len(prow), dtype=POSTING)
+                    records["passage"] = seg.chunk_base + prow
+                    records["article"] = chunk_article[prow]
+                    records["tf"] = np.asarray(postings.tf)[keep]
+                    records["length"] = lengths[prow]
+                    # One block per term and segment; later commits merge them (PgStore._compact).
+                    bounds = np.flatnonzero(np.diff(term_of)) + 1
+                    starts = np.concatenate([[0], bounds]).astype("int64") if len(term_of) else np.zeros(0, "int64")
+                    stops = np.append(starts[1:], len(term_of))
+                    PgStore._write_blocks(con, [(str(terms[term_of[a]]), records[a:b]) for a, b in zip(starts, stops)])
+                    by_passage = np.argsort(prow, kind="stable")
+                    with cur.copy("COPY passage_terms (passage, terms) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                        copy.set_types(["int8", "text[]"])
+                        cuts = np.flatnonzero(np.diff(prow[by_passage])) + 1
+                        for group in np.split(by_passage, cuts) if len(by_passage) else []:
+                            copy.write_row((seg.chunk_base + int(prow[group[0]]), sorted(str(terms[t]) for t in term_of[group])))
                     totals["postings"] += int(keep.sum())
                 totals["articles"] += len(rows)
                 totals["passages"] += len(chunk_rows)
@@ -1064,7 +1198,7 @@ def copy_from_embedded(data_dir, dsn: str, progress: Callable[[int, int], None] 
                 done += len(rows)
                 if progress:
                     progress(done, view.article_count)
-            con.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
+            con.execute("INSERT INTO terms SELECT term, sum(n) FROM term_postings GROUP BY term")
             seq = sqlite.execute("SELECT seq FROM sqlite_sequence WHERE name = 'articles'").fetchone()
             top = max(int(seq[0]) if seq else 0, int(view.article_ids().max()) if view.article_count else 0)
             if top:

@@ -246,17 +246,16 @@ def test_a_schema_3_database_is_refused_until_upgraded(pg_server, encoders, tmp_
     from embeddings.storage.postgres import MIGRATIONS, SCHEMA_VERSION, upgrade
     from pg_testserver import pg_config
 
-    assert SCHEMA_VERSION == 4
     dsn = pg_server.create_database("bron_schema_3")
     with psycopg.connect(dsn, autocommit=True) as con:
         for number in (1, 2, 3):
             con.execute(MIGRATIONS[number])
         con.execute("INSERT INTO bron_meta VALUES ('schema', '3')")
-    with pytest.raises(DataDirError, match=r"schema 3, this Bron needs 4; back it up, then run `bron db upgrade`"):
+    with pytest.raises(DataDirError, match=rf"schema 3, this Bron needs {SCHEMA_VERSION}; back it up, then run `bron db upgrade`"):
         Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
     with psycopg.connect(dsn, autocommit=True) as con:
         assert con.execute("SELECT to_regclass('follow_outbox')").fetchone()[0] is None, "never migrated silently"
-    assert upgrade(dsn) == (3, 4)
+    assert upgrade(dsn) == (3, SCHEMA_VERSION)
     library = Library.open(tmp_path / "d", pg_config(dsn), encoders=encoders)
     assert library.store.db.query("SELECT count(*) FROM follow_outbox")[0][0] == 0
     library.store.db.close()

@@ -52,7 +52,7 @@ def test_remove(make_pg_bron, tmp_path):
     db = library.store.db
     assert db.query("SELECT count(*) FROM passages WHERE article_id = %s", (article_id,))[0][0] == 0
     # document frequencies stay those of the live passages
-    assert db.query("SELECT COALESCE(sum(df), 0) FROM terms")[0][0] == db.query("SELECT count(*) FROM postings")[0][0]
+    assert db.query("SELECT COALESCE(sum(df), 0) FROM terms")[0][0] == db.query("SELECT COALESCE(sum(n), 0) FROM term_postings")[0][0]
     assert not library.view.lexical_search(["kaasmarkt"], 5)
     assert "in Turkije" in _quotes(bron.answer(SEED_QUESTION_NL))
 
@@ -77,7 +77,7 @@ def test_update(make_pg_bron, tmp_path):
     assert "achttien miljoen" in _quotes(answer)
     assert "twaalf" not in _quotes(answer)
     db = library.store.db
-    assert db.query("SELECT COALESCE(sum(df), 0) FROM terms")[0][0] == db.query("SELECT count(*) FROM postings")[0][0]
+    assert db.query("SELECT COALESCE(sum(df), 0) FROM terms")[0][0] == db.query("SELECT COALESCE(sum(n), 0) FROM term_postings")[0][0]
     meta = library.store.meta()
     assert meta["passages"] == db.query("SELECT count(*) FROM passages")[0][0]
 
@@ -205,3 +205,100 @@ def test_two_writers_at_once_are_serialised(make_pg_bron, tmp_path):
     assert meta["passages"] == db.query("SELECT count(*) FROM passages")[0][0]
     ids = [r[0] for r in db.query("SELECT id FROM passages ORDER BY id")]
     assert len(ids) == len(set(ids))
+
+
+def test_keyword_search_stays_exact_through_commits_merges_and_removals(make_pg_bron, pg_server, tmp_path, monkeypatch):
+    """BM25 on the postgres backend after articles come one commit at a time (their postings blocks
+    merged along the way), two are removed and one rewritten, ranks and scores every passage as a
+    database that got the final articles in one commit."""
+    import json
+
+    import embeddings.storage.postgres as pg
+    from embeddings.lexical import tokenize
+    from embeddings.storage.postgres import upgrade
+
+    monkeypatch.setattr(pg, "MAX_BLOCKS", 2)  # merge after every other commit, small and whole merges both
+    records = [json.loads(line) for line in (NEWSQA / "articles.jsonl").read_text(encoding="utf-8").splitlines()[:10]]
+    folder = tmp_path / "news"
+    paths = [_article(folder, f"a{i}.txt", r["title"], r["text"]) for i, r in enumerate(records)]
+    stepwise = make_pg_bron(name="stepwise").library
+    for path in paths:
+        stepwise.ingest([path])
+    titles = {a.title: a.id for a in stepwise.articles()}
+    stepwise.remove([titles[records[3]["title"]], titles[records[7]["title"]]])
+    paths[3].unlink()
+    paths[7].unlink()
+    paths[5].write_text(f"{records[5]['title']}\n\n{records[9]['text']}\n\nEen nieuwe alinea over de aanslag en de daders.\n",
+                        encoding="utf-8")
+    assert stepwise.ingest([paths[5]]).updated_ids
+    assert stepwise.store.db.query("SELECT max(c) FROM (SELECT count(*) AS c FROM term_postings GROUP BY term) t")[0][0] <= 3
+
+    dsn = pg_server.create_database("bron_test_at_once")
+    upgrade(dsn)
+    at_once = make_pg_bron(name="at-once", dsn=dsn).library
+    at_once.ingest([folder])
+    assert at_once.count() == stepwise.count() == 9  # with the bundled article
+
+    def ranked(library, question, exclude=frozenset()):
+        view = library.view
+        out = []
+        for cid, score in view.lexical_search(tokenize(question), 15, exclude).items():
+            chunk = view.chunk(cid)
+            out.append(((library.article_row(chunk.article_id).title, chunk.start, chunk.end), round(score, 6)))
+        return out
+
+    questions = [r["title"] for r in records] + ["Hoeveel doden vielen er bij de aanslag?", "Who leads the government?"]
+    for question in questions:
+        assert ranked(stepwise, question) == ranked(at_once, question), question
+    first = titles[records[0]["title"]]
+    at_once_first = {a.title: a.id for a in at_once.articles()}[records[0]["title"]]
+    assert ranked(stepwise, records[0]["title"], {first}) == ranked(at_once, records[0]["title"], {at_once_first})
+    assert not any(t == records[3]["title"] for (t, _, _), _ in ranked(stepwise, records[3]["title"]))
+
+
+def test_a_schema_4_database_keeps_its_keyword_search_after_the_upgrade(make_pg_bron, pg_dsn, encoders, tmp_path):
+    """Schema 4 kept one row per posting; `bron db upgrade` packs them into blocks: the same passages
+    and scores come back, and removing an article afterwards keeps the frequencies exact."""
+    import psycopg
+
+    from bot.errors import DataDirError
+    from embeddings.lexical import tokenize
+    from embeddings.library import Library
+    from embeddings.storage.postgres import POSTING, SCHEMA_VERSION, upgrade
+
+    lines = (NEWSQA / "articles.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "articles.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    library = make_pg_bron(SEED_ARTICLE, corpus).library
+    questions = [tokenize(q) for q in (SEED_QUESTION_NL, "Hoeveel doden vielen er bij de aanslag?", "Who leads the government?")]
+    before = [library.view.lexical_search(q, 10) for q in questions]
+    with psycopg.connect(pg_dsn, autocommit=True) as con, con.transaction():
+        # the database as schema 4 left it: one row per posting
+        con.execute(
+            'CREATE TABLE postings (term text COLLATE "C" NOT NULL, passage bigint NOT NULL REFERENCES passages(id) ON DELETE CASCADE,'
+            " article_id bigint NOT NULL, tf integer NOT NULL, length integer NOT NULL, PRIMARY KEY (term, passage))"
+        )
+        rows = [(term, int(r["passage"]), int(r["article"]), int(r["tf"]), int(r["length"]))
+                for term, data in con.execute("SELECT term, data FROM term_postings", binary=True).fetchall()
+                for r in np.frombuffer(data, dtype=POSTING)]
+        with con.cursor() as cur, cur.copy("COPY postings FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        con.execute("DROP TABLE passage_terms")
+        con.execute("DROP TABLE term_postings")
+        con.execute("UPDATE bron_meta SET value = '4' WHERE key = 'schema'")
+    with pytest.raises(DataDirError, match=f"schema 4, this Bron needs {SCHEMA_VERSION}"):
+        Library.open(tmp_path / "again", pg_config(pg_dsn), encoders=encoders)
+    assert upgrade(pg_dsn) == (4, SCHEMA_VERSION)
+    upgraded = Library.open(tmp_path / "again", pg_config(pg_dsn), encoders=encoders)
+    after = [upgraded.view.lexical_search(q, 10) for q in questions]
+    assert [list(a) for a in after] == [list(b) for b in before]
+    for a, b in zip(after, before):
+        assert list(a.values()) == pytest.approx(list(b.values()), rel=1e-9)
+    victim = next(iter(after[0]))
+    upgraded.remove([upgraded.view.chunk(victim).article_id])
+    db = upgraded.store.db
+    assert db.query("SELECT COALESCE(sum(df), 0) FROM terms")[0][0] == db.query("SELECT COALESCE(sum(n), 0) FROM term_postings")[0][0]
+    assert victim not in upgraded.view.lexical_search(questions[0], 10)
+    upgraded.store.db.close()
