@@ -87,9 +87,7 @@ class Bron:
         if admitted is not None and not admitted:
             answer = Answer(question, language, scope_empty=True, **limits)
         else:
-            ranked = self.library.rank(
-                scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), set(exclude), admitted, scope.latest,
-            )
+            ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), set(exclude), admitted)
             answer = decide(scope.question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
             if admitted is not None and not asks_something(scope.question):
                 # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,

@@ -28,7 +28,7 @@ from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.documents import Document
-from embeddings.retriever import Settings, newer_hits, retrieve
+from embeddings.retriever import Settings, retrieve
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
@@ -350,14 +350,12 @@ class Library:
 
     def rank(
         self, question: str, language: str, top_k: int | None = None, exclude: Iterable[int] = (),
-        within: Collection[int] | None = None, latest: bool = False,
+        within: Collection[int] | None = None,
     ) -> list[Passage]:
         """The ``top_k`` best quotes in retrieval order, each with its most answering sentence marked
         and the probability that this sentence answers the question (``Passage.confidence``).
 
         Articles in ``exclude`` are left out of the search; ``within`` limits it to those articles.
-        ``latest`` (a question for the latest news) adds, after them, a quote of each later report on
-        the best quote's story (:func:`embeddings.retriever.newer_hits`).
         """
         view = self.view
         if not view.chunk_count:
@@ -370,13 +368,6 @@ class Library:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
         hits = retrieve(view, question, language, vectors, main.name, settings, frozenset(exclude), within)
         judged = judge(view, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
-        if latest and judged:
-            seed = view.chunk(max(judged, key=lambda j: j.probability).hit.chunk_id).article_id
-            extra = newer_hits(view, question, language, vectors, main.name, settings, hits, seed, frozenset(exclude), within)
-            if extra:
-                # Judged with the others: a sentence's signals are relative to the best one among all quotes.
-                hits += extra
-                judged = judge(view, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
         passages = []
         counts = self.store.db.passages({view.chunk(j.hit.chunk_id).article_id for j in judged})
         for j in judged:

@@ -31,10 +31,6 @@ from embeddings.storage.view import View
 
 # With ``within``, at most this many passages are scored directly; more are found by filtering.
 WITHIN_DIRECT = 20000
-# "Latest" questions (:func:`newer_reports`): the passages searched near the best quote's article for
-# later reports on its story, and how many of those reports add a quote each.
-STORY_NEIGHBOURS = 30
-NEWER_REPORTS = 2
 
 
 @dataclass(frozen=True)
@@ -201,52 +197,3 @@ def _row(view: View, rows: dict[int, ChunkRow], cid: int) -> ChunkRow:
 
 def _overlaps(a: ChunkRow, b: ChunkRow) -> bool:
     return a.article_id == b.article_id and a.start < b.end and b.start < a.end
-
-
-def newer_reports(
-    view: View, seed: int, n: int = NEWER_REPORTS, exclude: Collection[int] = frozenset(),
-    within: Collection[int] | None = None,
-) -> list[int]:
-    """Up to ``n`` articles dated after article ``seed`` that report on its story, closest first.
-
-    A later report on a story shares its subject, so its passages lie near the seed's title-and-lead
-    vector: the articles of the :data:`STORY_NEIGHBOURS` passages closest to that vector, newer than
-    the seed. Whether such a report answers a question is left to the answerability model.
-    """
-    row, vector = view.article(seed), view.article_vector(seed)
-    if row is None or not row.date or vector is None:
-        return []
-    found: list[int] = []
-    for cid in view.dense_search(vector, STORY_NEIGHBOURS, frozenset(exclude) | {seed}):
-        article_id = view.chunk(cid).article_id
-        if article_id in found or (within is not None and article_id not in within):
-            continue
-        other = view.article(article_id)
-        if other is not None and (other.date or "") > row.date:
-            found.append(article_id)
-            if len(found) == n:
-                break
-    return found
-
-
-def newer_hits(
-    view: View, question: str, language: str, query_vectors: Mapping[str, np.ndarray], main: str, settings: Settings,
-    hits: Sequence[Hit], seed: int, exclude: frozenset[int] = frozenset(), within: Collection[int] | None = None,
-) -> list[Hit]:
-    """For a "latest" question: the best quote of each later report on the story of article ``seed``
-    (:func:`newer_reports`; the article of the quote most likely to answer) that has no quote among
-    ``hits`` yet.
-
-    Retrieval ranks a later report that repeats the story below the original when its wording fits
-    the question less well, so the newest report that answers can be missing from the candidates.
-    Each report's quote is found the way retrieval finds one, within that article; keyword scores
-    are left out (they would scan every passage holding a question word, and only choose among one
-    article's passages here).
-    """
-    quoted = {view.chunk(h.chunk_id).article_id for h in hits}
-    one = Settings(**{**settings.__dict__, "top_k": 1, "weight_lexical": 0.0})
-    out: list[Hit] = []
-    for article_id in newer_reports(view, seed, NEWER_REPORTS, exclude, within):
-        if article_id not in quoted:
-            out.extend(retrieve(view, question, language, query_vectors, main, one, exclude, {article_id}))
-    return out
