@@ -284,7 +284,8 @@ def _admitted(library, scope: Scope) -> tuple[set[int] | None, Scope]:
     """Ids of the articles in ``scope`` (None: no limit), and the scope as applied.
 
     A period named by an event-or-news phrase ("on Monday") is dropped when no dated article falls
-    in it: the question is then about when something happened, not when it was reported.
+    in it: the question is then about when something happened, not when it was reported (and
+    :meth:`Bron.answer` drops it when none of the articles in it answers).
     """
     period = None
     if scope.since is not None and scope.until is not None:
