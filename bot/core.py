@@ -83,21 +83,31 @@ class Bron:
         if since or until or outlets:
             scope = Scope(since or dt.date.min, until or dt.date.max, NEWS, tuple(outlets) or scope.outlets, scope.latest, scope.question)
         admitted, scope = _admitted(self.library, scope)
-        limits = {"since": _day(scope.since, dt.date.min), "until": _day(scope.until, dt.date.max), "outlets": scope.outlets}
-        if admitted is not None and not admitted:
-            answer = Answer(question, language, scope_empty=True, **limits)
-        else:
-            ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), set(exclude), admitted)
-            answer = decide(scope.question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
-            if admitted is not None and not asks_something(scope.question):
-                # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
-                # so the best passages of the articles in scope are the news asked for.
-                answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
-            shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
-            answer = Answer(question, language, shown, answer.more, **limits)
+        answer = self._reply(question, language, scope, admitted, exclude)
+        if scope.strength == SOFT and not answer.passages and asks_something(scope.question):
+            # "Waar moesten de boeren in oktober blijven?": no article of October answers, so "in
+            # oktober" is when it happened, not when it was reported (as when no article is of October).
+            admitted, scope = _admitted(self.library, scope.without_period())
+            answer = self._reply(question, language, scope, admitted, exclude)
         # An abstention keeps the previous answer's sources: /source still names those.
         self.memory.remember(conversation, [a.id for a in answer.articles] if answer.passages else None, answer)
         return answer
+
+    def _reply(
+        self, question: str, language: str, scope: Scope, admitted: set[int] | None, exclude: Sequence[int],
+    ) -> Answer:
+        """The reply to ``question`` from the articles ``admitted`` (None: all), limited as ``scope`` says."""
+        limits = {"since": _day(scope.since, dt.date.min), "until": _day(scope.until, dt.date.max), "outlets": scope.outlets}
+        if admitted is not None and not admitted:
+            return Answer(question, language, scope_empty=True, **limits)
+        ranked = self.library.rank(scope.question, language, max(self.config.retrieval.top_k, CANDIDATES), set(exclude), admitted)
+        answer = decide(scope.question, language, ranked, self.library.answerability, self.config.retrieval.top_k)
+        if admitted is not None and not asks_something(scope.question):
+            # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
+            # so the best passages of the articles in scope are the news asked for.
+            answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
+        shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
+        return Answer(question, language, shown, answer.more, **limits)
 
     def more(self, conversation: str = "default") -> More:
         """The last answer's quotes in full, and the other passages that came close."""
@@ -274,7 +284,8 @@ def _admitted(library, scope: Scope) -> tuple[set[int] | None, Scope]:
     """Ids of the articles in ``scope`` (None: no limit), and the scope as applied.
 
     A period named by an event-or-news phrase ("on Monday") is dropped when no dated article falls
-    in it: the question is then about when something happened, not when it was reported.
+    in it: the question is then about when something happened, not when it was reported (and
+    :meth:`Bron.answer` drops it when none of the articles in it answers).
     """
     period = None
     if scope.since is not None and scope.until is not None:

@@ -10,7 +10,8 @@ in two strengths:
 - news phrases (vandaag, gisteren, deze/vorige week, deze/vorige maand, the last N days, …) always
   limit the search to articles published then; when there are none, the reply says so;
 - event-or-news phrases (a weekday, "sinds maandag", "in maart", "op 3 december") limit it only when
-  the library holds dated articles of that period; otherwise they are read as part of the question.
+  the library holds dated articles of that period and one of them answers; otherwise they are read
+  as part of the question (``bot.core``).
 
 Dates with a year ("in 2023", "op 7 oktober 2023") are about events in news questions, so they never
 limit the search. Outlets count only when the library holds articles of that outlet, so an ordinary

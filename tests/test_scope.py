@@ -221,3 +221,23 @@ def test_a_period_admits_articles_by_their_day_whatever_the_time_and_never_undat
     assert [p.article.title for p in answer.passages] == ["Storm in de nacht"]
     assert bron.answer("Hoe hard waaide het vorige week in Vlissingen?", "t2").scope_empty
     assert {p.article.outlet for p in bron.answer("Hoe hard waaide het in Vlissingen volgens de NRC?", "t3").passages} == {"NRC"}
+
+
+def test_an_event_day_whose_articles_do_not_answer_is_read_as_when_it_happened(make_bron, tmp_path: Path) -> None:
+    # Monday 2 December has an article, on another subject: "maandag" is when the storm raged, so the
+    # report of a week earlier answers, and the reply names no period it was limited to.
+    folder = tmp_path / "event"
+    folder.mkdir()
+    _write(folder, "a.md", "Kabinet praat over begroting", "NOS", "2024-12-02",
+           "Het kabinet vergaderde over de begroting voor volgend jaar. De minister van Financiën wil bezuinigen op subsidies.\n\n"
+           "De oppositie noemt de plannen onduidelijk.")
+    _write(folder, "b.md", "Storm raast over Zeeland", "NRC", "2024-11-26",
+           "De storm raasde maandag over Zeeland. In Vlissingen werden maandag windstoten van 130 kilometer per uur gemeten.\n\n"
+           "De brandweer rukte meer dan tweehonderd keer uit voor omgewaaide bomen.")
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    answer = bron.answer("Hoe hard waaide het maandag in Vlissingen?", "e1")
+    assert not answer.abstained and "130 kilometer" in answer.passages[0].text
+    assert answer.since is None and answer.until is None
+    # A news phrase keeps its period: nothing of yesterday answers, and that is said.
+    assert bron.answer("Hoe hard waaide het gisteren in Vlissingen?", "e2").scope_empty
