@@ -1,6 +1,7 @@
 """Fresh-ingest rate: articles embedded per CPU-second of a real `bron ingest`, median of N runs.
 
 usage: python benchmarks/ingest_rate.py [ARTICLES] [--runs 3] [--work /tmp/ingest-rate] [--keep]
+                                       [--precision int8,bfloat16,...]
 
 Each run is `bron -q --data-dir WORK/run-i ingest ARTICLES` into an empty data dir, started in WORK
 (no config.yaml there, so the shipped defaults apply). CPU time is user + system of the child
@@ -8,6 +9,9 @@ process (resource usage of children), which, unlike wall time, barely moves with
 shared machine; the load average before and after each run is printed with it. The vectors of
 each kind in the last run's snapshot are printed too, so a rate can be told apart from a change
 in what gets embedded. ARTICLES defaults to newsqa-dev's articles.jsonl next to the repo.
+--precision compares values of embeddings.e5_precision (set through BRON_EMBEDDINGS_E5_PRECISION):
+their runs alternate, so a change of the machine's load falls on each alike, and each gets its own
+summary with its rate relative to the first one's.
 """
 
 from __future__ import annotations
@@ -52,14 +56,17 @@ def vectors(data_dir: Path) -> dict:
         store.db.close()
 
 
-def one_run(articles: Path, work: Path, i: int) -> dict:
-    data = work / f"run-{i}"
+def one_run(articles: Path, work: Path, i: int, precision: str | None = None) -> dict:
+    data = work / (f"run-{i}" if precision is None else f"run-{precision}-{i}")
+    env = dict(os.environ)
+    if precision is not None:
+        env["BRON_EMBEDDINGS_E5_PRECISION"] = precision
     shutil.rmtree(data, ignore_errors=True)
     bron = Path(sys.executable).parent / "bron"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    p = subprocess.run([str(bron), "-q", "--data-dir", str(data), "ingest", str(articles)], cwd=work, capture_output=True, text=True)
+    p = subprocess.run([str(bron), "-q", "--data-dir", str(data), "ingest", str(articles)], cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode:
@@ -75,31 +82,40 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work", type=Path, default=Path("/tmp/ingest-rate"))
     ap.add_argument("--keep", action="store_true", help="keep the data dirs (e.g. for bron eval)")
+    ap.add_argument("--precision", help="comma-separated values of embeddings.e5_precision to compare")
     args = ap.parse_args()
+    precisions: list[str | None] = args.precision.split(",") if args.precision else [None]
     articles = args.articles.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     n = count_articles(articles)
-    runs = []
+    runs: dict[str | None, list[dict]] = {p: [] for p in precisions}
     for i in range(args.runs):
-        run = one_run(articles, args.work, i)
-        run["articles_per_cpu_s"] = round(n / run["cpu_s"], 3)
-        runs.append(run)
-        print(json.dumps({k: v for k, v in run.items() if k != "data"}), flush=True)
-    rates = [r["articles_per_cpu_s"] for r in runs]
-    summary = {
-        "articles": n,
-        "runs": len(runs),
-        "articles_per_cpu_s_median": round(statistics.median(rates), 3),
-        "min": min(rates),
-        "max": max(rates),
-        "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
-        "load": [min(r["load_before"] for r in runs), max(r["load_after"] for r in runs)],
-        "vectors": vectors(runs[-1]["data"]),
-    }
-    print(json.dumps(summary))
+        for precision in precisions:
+            run = one_run(articles, args.work, i, precision)
+            run["articles_per_cpu_s"] = round(n / run["cpu_s"], 3)
+            runs[precision].append(run)
+            print(json.dumps({"precision": precision, **{k: v for k, v in run.items() if k != "data"}}), flush=True)
+    first = None
+    for precision, done in runs.items():
+        rates = [r["articles_per_cpu_s"] for r in done]
+        summary = {
+            "precision": precision,
+            "articles": n,
+            "runs": len(done),
+            "articles_per_cpu_s_median": round(statistics.median(rates), 3),
+            "min": min(rates),
+            "max": max(rates),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in done), 2),
+            "load": [min(r["load_before"] for r in done), max(r["load_after"] for r in done)],
+            "vectors": vectors(done[-1]["data"]),
+        }
+        first = first or summary["articles_per_cpu_s_median"]
+        summary["rate_vs_first"] = round(summary["articles_per_cpu_s_median"] / first, 2)
+        print(json.dumps(summary), flush=True)
     if not args.keep:
-        for r in runs:
-            shutil.rmtree(r["data"], ignore_errors=True)
+        for done in runs.values():
+            for r in done:
+                shutil.rmtree(r["data"], ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.documents import Document
+from embeddings.e5 import NAMES as E5_NAMES
+from embeddings.e5 import default_precision, precision_of
 from embeddings.retriever import Settings, retrieve
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
@@ -57,10 +59,10 @@ def _load_encoder(name: str, config: Config):
 
         emb = config.embeddings
         return SentenceEncoder(name[3:], emb.device, emb.batch_size)
-    if name == ENCODER_NAMES["e5"]:
+    if precision_of(name):
         from embeddings.e5 import E5Encoder
 
-        return E5Encoder()
+        return E5Encoder(precision_of(name))
     from embeddings.multilingual import UseEncoder
 
     return UseEncoder()
@@ -84,6 +86,7 @@ class Library:
         self._model: AnswerabilityModel | None = None
         self._words = ArticleWords()
         self._writer = threading.local()
+        self._e5_name: str | None = None
 
     @classmethod
     def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
@@ -184,13 +187,28 @@ class Library:
 
     def _main_encoder_name(self) -> str:
         emb = self.config.embeddings
-        return ENCODER_NAMES[emb.multilingual[0]] if emb.multilingual else f"st:{emb.model}"
+        return self._multilingual_name(emb.multilingual[0]) if emb.multilingual else f"st:{emb.model}"
 
     def _wanted_encoder_names(self) -> list[str]:
         emb = self.config.embeddings
         if not self.config.retrieval.weight_dense:
             return [self._main_encoder_name()]
-        return [f"st:{emb.model}"] + [ENCODER_NAMES[n] for n in emb.multilingual]
+        return [f"st:{emb.model}"] + [self._multilingual_name(n) for n in emb.multilingual]
+
+    def _multilingual_name(self, key: str) -> str:
+        """The index name of a multilingual encoder; for e5 it carries ``embeddings.e5_precision``."""
+        if key != "e5":
+            return ENCODER_NAMES[key]
+        if self._e5_name is None:
+            precision = self.config.embeddings.e5_precision
+            if precision == "auto":
+                # An index keeps the precision it was built with: "auto" never re-embeds one, and
+                # its questions are encoded like its passages.
+                meta = self.store.meta()
+                built = [str(meta.get("sentence_encoder", "")), *map(str, meta.get("encoders") or [])]
+                precision = next((p for p in map(precision_of, built) if p), None) or default_precision()
+            self._e5_name = E5_NAMES[precision]
+        return self._e5_name
 
     def _settings_meta(self) -> dict[str, object]:
         return {
