@@ -1038,6 +1038,8 @@ class PgView:
         per_term: dict[str, list[np.ndarray]] = {}
         for term, data in self.db.query("SELECT term, data FROM term_postings WHERE term = ANY(%s)", (sorted(weights),), binary=True):
             per_term.setdefault(str(term), []).append(np.frombuffer(data, dtype=POSTING))
+        skip = np.fromiter(exclude, dtype="int64") if exclude else None
+        only = np.fromiter(within, dtype="int64") if within is not None else None
         parts, shares = [], []
         for term, blocks in per_term.items():
             records = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
@@ -1045,10 +1047,10 @@ class PgView:
             if not df:
                 continue
             idf = math.log(1.0 + (docs - df + 0.5) / (df + 0.5))
-            if exclude:
-                records = records[~np.isin(records["article"], np.fromiter(exclude, dtype="int64"))]
-            if within is not None:
-                records = records[np.isin(records["article"], np.fromiter(within, dtype="int64"))]
+            if skip is not None:
+                records = records[~np.isin(records["article"], skip)]
+            if only is not None:
+                records = records[np.isin(records["article"], only)]
             tf = records["tf"].astype("float64")
             norm = K1 * (1 - B + B * records["length"].astype("float64") / avgdl)
             parts.append(records["passage"].astype("int64"))
