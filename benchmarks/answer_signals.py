@@ -14,7 +14,8 @@ Why several splits: with 40 answering articles, one split of them into 5 folds m
 one to four questions (±.01–.04) against another; a signal that wins on the split `bron eval` uses
 (seed 13) and loses on the next is noise. To try a signal, write it in :func:`extra_signals` (it
 sees the question, the candidate's sentence, the sentence before it and the article) and compare
-``cv`` with and without it (``--no-extra``).
+``cv`` with and without it (``--no-extra``; ``--extra-lead-only`` keeps it out of the answer
+probability, as :data:`embeddings.answering.signals.LEAD_ONLY`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from embeddings.answering import calibrate  # noqa: E402
 from embeddings.answering.calibrate import DEPTH, FALSE_ABSTAIN, Asked, figures, fit, normalise  # noqa: E402
+from embeddings.answering.signals import FEATURES, LEAD_ONLY  # noqa: E402
 
 SHOWN = ("answered_hit@3", "answered_hit@3_en", "lead_sentence_hit", "lead_sentence_hit_en", "abstain_rate", "abstain_removed_rate", "false_abstain_rate")
 
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="1,2,3,4,5,13")
     p.add_argument("--false-abstain", type=float, default=FALSE_ABSTAIN)
     p.add_argument("--no-extra", action="store_true", help="the shipped signals only")
+    p.add_argument("--extra-lead-only", action="store_true", help="the extra signals weigh in the lead score only")
     args = parser.parse_args(argv)
     if args.command == "collect":
         if args.data_dir:
@@ -150,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     with gzip.open(args.cache, "rt", encoding="utf-8") as f:
         data = json.load(f)
     asked = asked_of(data, None if args.no_extra else extra_signals)
+    shipped = len(FEATURES)
+    width = next((a.x.shape[1] for a in asked if len(a.x)), shipped)
+    if width < shipped:
+        print(f"{args.cache} holds {width} signals, this Bron computes {shipped}: collect it again", file=sys.stderr)
+        return 2
+    # Extra signals get names, so the fit gives them weights (in the probability too, unless
+    # --extra-lead-only); without this they would not match the shipped model's width.
+    calibrate.FEATURES = FEATURES + tuple(f"extra{i}" for i in range(width - shipped))
+    calibrate.LEAD_ONLY = LEAD_ONLY | (set(calibrate.FEATURES[shipped:]) if args.extra_lead_only else set())
     runs = [cross_validated(asked, int(s), args.false_abstain) for s in args.seeds.split(",")]
     for key in SHOWN:
         values = [r[key] for r in runs]

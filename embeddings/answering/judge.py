@@ -16,6 +16,10 @@ from embeddings.retriever import Hit
 from embeddings.storage.view import View
 
 
+# quote_agreement counts the article's share of this many first quotes (serving shows 3 by default).
+AGREEMENT_QUOTES = 3
+
+
 @dataclass(frozen=True)
 class Judged:
     """A retrieved quote with the sentence to mark (article offsets): the one of its sentences with the
@@ -68,9 +72,13 @@ def candidate_signals(
             stems_of[sid] = frozenset(stem_set(text[s.start : s.end]))
         return stems_of[sid]
 
+    # Which article each of the first quotes comes from: the answer's article tends to hold several of
+    # them, a report on the same story one (lead score only, see signals.LEAD_ONLY).
+    first_articles = [view.chunk(hit.chunk_id).article_id for hit in hits[:AGREEMENT_QUOTES]]
     for h, hit in enumerate(hits):
         article_id = view.chunk(hit.chunk_id).article_id
         article = view.article(article_id)
+        agreement = first_articles.count(article_id) / AGREEMENT_QUOTES
         if article is None:
             continue
         stems, prefixes = words.get(view, article_id)
@@ -95,11 +103,13 @@ def candidate_signals(
                 window = own + vector_of.get(sid - 1, own)
                 s = view.sentence(sid)
                 previous = _sentence_or_none(view, sid - 1)
-                before = sentence_stems(sid - 1, article.text) if previous is not None and previous.article_id == article_id else frozenset()
+                same = previous is not None and previous.article_id == article_id
+                before = sentence_stems(sid - 1, article.text) if same else frozenset()
                 candidate = Candidate(
                     article.text[s.start : s.end], sentence_stems(sid, article.text), before, float(own @ query), pcos,
                     article_cos, stems, prefixes, article.language != language,
                     float(window @ query / max(np.linalg.norm(window), 1e-9)),
+                    article.text[previous.start : previous.end] if same else "", agreement,
                 )
                 rows.append((h, sid, candidate))
     best = max((c.sentence_cos for _, _, c in rows), default=0.0)

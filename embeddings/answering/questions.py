@@ -42,6 +42,12 @@ _TIME_WORDS = frozenset(
     friday saturday sunday yesterday today tomorrow tonight morning evening week month year
     century day days weeks months years since""".split()
 )
+# Words that name one day or month (a date), unlike "week" or "sinds" above.
+_CALENDAR_WORDS = frozenset(
+    """januari februari maart april mei juni juli augustus september oktober november december
+    january february march may june july august october maandag dinsdag woensdag donderdag vrijdag
+    zaterdag zondag monday tuesday wednesday thursday friday saturday sunday""".split()
+)
 _DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -53,6 +59,7 @@ class QuestionTerms:
     kind: str  # number, when, where, who or other
     content: tuple[frozenset[str], ...]  # stems of each content word (Dutch and English)
     names: tuple[str, ...]  # capitalised words and numbers, lower-cased
+    words: frozenset[str] = frozenset()  # every word of the question, lower-cased
 
 
 @lru_cache(maxsize=4096)
@@ -71,7 +78,7 @@ def read_question(question: str) -> QuestionTerms:
         if (w[:1].isupper() and (first is None or m.start() != first.start())) or _DIGIT.search(w)
         if w.lower() not in QUESTION_WORDS and w.lower() not in STOPWORDS
     )
-    return QuestionTerms(kind, content, names)
+    return QuestionTerms(kind, content, names, frozenset(w.lower() for w in _WORD.findall(question)))
 
 
 def has_kind(kind: str, sentence: str, question_names: tuple[str, ...]) -> bool:
@@ -87,3 +94,22 @@ def has_kind(kind: str, sentence: str, question_names: tuple[str, ...]) -> bool:
     # who / where: a capitalised word that is not the sentence's first and not already in the question.
     asked = set(question_names)
     return any(w[:1].isupper() and i > 0 and w.lower() not in asked for i, w in enumerate(words))
+
+
+def has_new_of_kind(terms: QuestionTerms, sentence: str) -> bool:
+    """Whether ``sentence`` holds something of the asked kind that the question does not already say.
+
+    Stricter than :func:`has_kind`, to tell apart sentences of one article that are all about the
+    question: a number not in the question, a year or a day/month name not in it, a capitalised word
+    (not the sentence's first, not a day or month) that is none of the question's words.
+    """
+    kind, asked = terms.kind, terms.words
+    words = _WORD.findall(sentence)
+    new = [w for w in words if w.lower() not in asked]
+    if kind == "number":
+        return any(_DIGIT.search(w) or w.lower() in _NUMBER_WORDS for w in new)
+    if kind == "when":
+        return any(re.fullmatch(r"(1[89]|20)\d\d", w) or w.lower() in _CALENDAR_WORDS for w in new)
+    if kind in ("who", "where"):
+        return any(w[:1].isupper() and i > 0 and w.lower() not in asked and w.lower() not in _CALENDAR_WORDS for i, w in enumerate(words))
+    return False
