@@ -106,7 +106,7 @@ def test_lead_signals_see_what_the_sentence_adds_to_the_question() -> None:
     assert read_question("Wie leidt het onderzoek?").counted == () and not counts_asked(who, "Twee aanslagen.")
     # Signals of which sentence leads, not of whether to answer: the probability gives them no weight.
     model = AnswerabilityModel.load()
-    assert {"names_in_window", "kind_new", "quote_agreement"} <= LEAD_ONLY
+    assert {"names_in_window", "kind_new", "quote_agreement", "counted_number"} <= LEAD_ONLY
     assert all(w == 0 for name, w in zip(FEATURES, model.weights) if name in LEAD_ONLY)
 
 
