@@ -17,7 +17,7 @@ from bot.evaluate import score
 from bot.models import ArticleInfo, Passage
 from embeddings.answering.calibrate import Asked, cross_validate, fit, fit_logistic
 from embeddings.answering.model import BUNDLED, AnswerabilityModel
-from embeddings.answering.questions import has_new_of_kind, read_question
+from embeddings.answering.questions import counts_asked, has_new_of_kind, read_question
 from embeddings.answering.signals import FEATURES, LEAD_ONLY, names_in_window
 from support import NEWSQA, REPO, SEED_QUESTION_NL
 
@@ -95,9 +95,18 @@ def test_lead_signals_see_what_the_sentence_adds_to_the_question() -> None:
     assert has_new_of_kind(when, "Het proces begon op dinsdag.") and not has_new_of_kind(when, "Het proces duurde weken.")
     assert names_in_window(("amin", "turkije"), "Hij verbleef in Turkey.", "Mustafa Amin vluchtte.") == 1.0
     assert names_in_window(("amin",), "Hij verbleef daar.", "") == 0.0 and names_in_window((), "x", "") == 1.0
+    # The number right before what a how-many question counts, compounds included; not another number.
+    attacks = read_question("Hoeveel aanslagen waren de verdachten in 2016 van plan?")
+    assert attacks.counted[0] == "aanslagen"
+    assert counts_asked(attacks, "De protagonisten planden twee aanslagen in ons land.")
+    assert counts_asked(attacks, "Er waren 3 terreuraanslagen gepland.")
+    assert not counts_asked(attacks, "In 2016 planden ze aanslagen.")  # the question's own year
+    assert not counts_asked(attacks, "Ze planden aanslagen op 12 plaatsen.")  # a number of something else
+    assert counts_asked(read_question("How many asylum seekers stayed there?"), "About 2120 seekers stayed.")
+    assert read_question("Wie leidt het onderzoek?").counted == () and not counts_asked(who, "Twee aanslagen.")
     # Signals of which sentence leads, not of whether to answer: the probability gives them no weight.
     model = AnswerabilityModel.load()
-    assert {"names_in_window", "kind_new", "quote_agreement"} <= LEAD_ONLY
+    assert {"names_in_window", "kind_new", "quote_agreement", "counted_number"} <= LEAD_ONLY
     assert all(w == 0 for name, w in zip(FEATURES, model.weights) if name in LEAD_ONLY)
 
 

@@ -50,6 +50,11 @@ _CALENDAR_WORDS = frozenset(
 )
 _DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_HOW_MANY = re.compile(r"\b(hoeveel|how many|how much)\b")
+# How many words after "hoeveel"/"how many" name what is counted ("asylum seekers", "Hezbollah-strijders").
+COUNTED_WORDS = 2
+# How far after a number the counted word may stand ("36 doden", "twee strijders van Hezbollah").
+COUNTED_SPAN = 2
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class QuestionTerms:
     content: tuple[frozenset[str], ...]  # stems of each content word (Dutch and English)
     names: tuple[str, ...]  # capitalised words and numbers, lower-cased
     words: frozenset[str] = frozenset()  # every word of the question, lower-cased
+    counted: tuple[str, ...] = ()  # what a how-many question counts ("doden" in "Hoeveel doden vielen er?")
 
 
 @lru_cache(maxsize=4096)
@@ -78,7 +84,51 @@ def read_question(question: str) -> QuestionTerms:
         if (w[:1].isupper() and (first is None or m.start() != first.start())) or _DIGIT.search(w)
         if w.lower() not in QUESTION_WORDS and w.lower() not in STOPWORDS
     )
-    return QuestionTerms(kind, content, names, frozenset(w.lower() for w in _WORD.findall(question)))
+    return QuestionTerms(kind, content, names, frozenset(w.lower() for w in _WORD.findall(question)), counted_words(question))
+
+
+def counted_words(question: str) -> tuple[str, ...]:
+    """What a how-many/how-much question counts, lower-cased: the first content words after the question
+    word, up to :data:`COUNTED_WORDS` and the next stopword ("How many asylum seekers stayed there?" ->
+    asylum, seekers; "Hoeveel doden vielen er?" -> doden, vielen); () when it asks no count."""
+    lowered = question.lower()
+    m = _HOW_MANY.search(lowered)
+    if m is None:
+        return ()
+    out: list[str] = []
+    for w in _WORD.findall(lowered[m.end():]):
+        if w in STOPWORDS or w in QUESTION_WORDS:
+            if out:
+                break
+            continue
+        if w in _NUMBER_WORDS:
+            continue
+        out.append(w)
+        if len(out) >= COUNTED_WORDS:
+            break
+    return tuple(out)
+
+
+def _same_word(word: str, asked: str) -> bool:
+    """Whether a sentence word is the asked word: a shared Dutch or English stem, or one compound of the
+    other (rechtbankvoorzitter/voorzitter, griepvaccins/vaccins)."""
+    if word_stems(word) & word_stems(asked):
+        return True
+    return (len(asked) >= 5 and asked in word) or (len(word) >= 5 and asked.endswith(word))
+
+
+def counts_asked(terms: QuestionTerms, sentence: str) -> bool:
+    """Whether ``sentence`` puts a number the question does not say right before what a how-many
+    question counts ("Hoeveel doden vielen er?" - "Volgens de jury zijn er 36 doden gevallen.")."""
+    if not terms.counted:
+        return False
+    words = [w.lower() for w in _WORD.findall(sentence)]
+    for i, w in enumerate(words):
+        if w in terms.words or not (_DIGIT.search(w) or w in _NUMBER_WORDS):
+            continue
+        if any(_same_word(after, asked) for after in words[i + 1 : i + 1 + COUNTED_SPAN] for asked in terms.counted):
+            return True
+    return False
 
 
 def has_kind(kind: str, sentence: str, question_names: tuple[str, ...]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from embeddings.answering.questions import QuestionTerms, has_kind, has_new_of_kind
+from embeddings.answering.questions import QuestionTerms, counts_asked, has_kind, has_new_of_kind
 
 FEATURES = (
     "sentence_cos",  # cos(question, sentence)
@@ -26,6 +26,7 @@ FEATURES = (
     "names_in_window",  # share of the question's names and numbers in the sentence or the one before it
     "kind_new",  # 1 when the sentence holds something of the asked kind the question does not say
     "quote_agreement",  # share of the first 3 quotes that come from the sentence's article
+    "counted_number",  # 1 when a how-many question's counted word follows a new number ("Hoeveel doden" - "36 doden")
 )
 # Signals of *which* sentence answers, not of *whether* the quotes answer at all: only the lead
 # score uses them (the answer probability gives them no weight). Held out of the probability they
@@ -38,7 +39,13 @@ FEATURES = (
 # words_in_window: the fitted lead weight is negative, so a window matching only the question's names
 # (the story's recurring people and places, named all over the article) leads less than one matching
 # its other words.
-LEAD_ONLY = frozenset({"window_cos", "names_in_window", "kind_new", "quote_agreement"})
+# counted_number is kind_new made specific for how-many questions: of an article's sentences that hold
+# a number, the one that puts it before the counted thing ("twee aanslagen", not "in 2016" or "beide
+# dossiers") answers. Lead-only it raised lead_sentence_hit .707 -> .725 (mean of 20 fold splits,
+# all 20 better; nl .729 -> .752, en .672 -> .681: an English question on a Dutch article rarely
+# shares the counted word), the other figures unchanged; in the probability too, it lowered abstain
+# .710 -> .660 (8 splits).
+LEAD_ONLY = frozenset({"window_cos", "names_in_window", "kind_new", "quote_agreement", "counted_number"})
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -105,4 +112,5 @@ def signals(terms: QuestionTerms, candidate: Candidate, best_sentence_cos: float
         names_in_window(names, candidate.sentence, candidate.previous),
         1.0 if has_new_of_kind(terms, candidate.sentence) else 0.0,
         candidate.quote_agreement,
+        1.0 if counts_asked(terms, candidate.sentence) else 0.0,
     ]
