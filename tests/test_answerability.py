@@ -30,7 +30,7 @@ def test_the_shipped_model_is_plain_json_for_these_signals() -> None:
     assert model.info["cross_validated"]["false_abstain_rate"] <= 0.04
     assert model.lead_weights is not None and len(data["lead_weights"]) == len(FEATURES)
     # Cross-validated by article when it was fitted; floors only move up.
-    assert model.info["cross_validated"]["lead_sentence_hit"] >= 0.70
+    assert model.info["cross_validated"]["lead_sentence_hit"] >= 0.72
     # .3786 since the default vectors are bfloat16 (e5_precision: auto): one question of 206 below
     # int8's .3835 on this split; the mean over 20 fold splits is the same (.383 vs .382, README "Models").
     assert model.info["cross_validated"]["abstain_removed_rate"] >= 0.375
