@@ -135,6 +135,12 @@ class RowFile:
         data = os.pread(self._fd, (stop - start) * self._row, self._offset + start * self._row)
         return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.shape[1])
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as stored (float16 stays float16, unlike indexing)."""
+        if not 0 <= start <= stop <= self.shape[0]:
+            raise IndexError(f"rows {start}:{stop} of {self.shape[0]}")
+        return self._read(start, stop)
+
     def __getitem__(self, key) -> np.ndarray:
         """Rows by slice, int, or array of ints (float32 for float16 files)."""
         if isinstance(key, slice):

@@ -30,7 +30,7 @@ import numpy as np
 from embeddings.documents import Document, text_fingerprint
 from embeddings.storage.bm25 import Postings
 from embeddings.storage.database import Database
-from embeddings.storage.segment import Segment, SegmentData, SegmentError, fsync_dir, write_segment
+from embeddings.storage.segment import RowFile, Segment, SegmentData, SegmentError, fsync_dir, write_segment
 from embeddings.storage.view import View
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ MAX_DEAD = 0.5
 # Segments above this many passages (~200k articles) are not merged further: a merge holds its
 # segments' vectors in memory, and a few segments of this size search as fast as one.
 MAX_MERGED_PASSAGES = 1_000_000
+# Vectors are copied into a merged segment this many rows at a time (25 MB of float16 at 384 dims).
+READ_ROWS = 32768
 
 
 class StoreError(Exception):
@@ -420,19 +422,36 @@ def _merged(
         n_sentences += len(srows)
         sentence_src.append((seg, srows))
 
-    def gather(src: list[tuple[Segment, range]], get) -> np.ndarray:
-        parts = [np.asarray(get(seg)[r.start : r.stop]) for seg, r in src if len(r)]
+    chunk_runs, sentence_runs = _runs(chunk_src), _runs(sentence_src)
+    dim = segs[0].sentence_vectors.shape[1]
+
+    def gather(runs: list[tuple[Segment, range]], get) -> np.ndarray:
+        parts = [np.asarray(get(seg)[r.start : r.stop]) for seg, r in runs]
         return np.concatenate(parts) if parts else np.asarray(get(segs[0])[0:0])
 
-    chunk_sentences = []
-    for seg, r in chunk_src:
-        old = np.asarray(seg.chunk_sentences[r.start : r.stop]) - seg.sentence_base
+    def gather_vectors(runs: list[tuple[Segment, range]], get) -> np.ndarray:
+        # Filled in place as stored (float16): slices read as float32 and then concatenated held
+        # the merge's vectors three times over (~10 GB for the sentences of 900k passages).
+        out = np.empty((sum(len(r) for _, r in runs), dim), dtype="float16")
+        at = 0
+        for seg, r in runs:
+            block = get(seg)
+            for start in range(r.start, r.stop, READ_ROWS):  # bounded reads: a run can be a whole segment
+                stop = min(start + READ_ROWS, r.stop)
+                out[at : at + stop - start] = block.rows(start, stop) if isinstance(block, RowFile) else block[start:stop]
+                at += stop - start
+        return out
+
+    def renumbered_sentences(seg: Segment, r: range) -> np.ndarray:
+        """The (first, last) sentence ids of passage rows ``r`` in the merged numbering."""
+        old = np.asarray(seg.chunk_sentences[r.start : r.stop], dtype="int64").reshape(-1, 2) - seg.sentence_base
         smap = sentence_maps[seg.number]
-        for first, last in old:
-            if last < first:
-                chunk_sentences.append((sentence_base, sentence_base - 1))
-            else:
-                chunk_sentences.append((sentence_base + smap[first], sentence_base + smap[last]))
+        none = old[:, 1] < old[:, 0]  # a passage without sentences keeps last < first
+        mapped = smap[np.clip(old, 0, len(smap) - 1)] if len(smap) else np.zeros_like(old)
+        return sentence_base + np.where(none[:, None], np.asarray([0, -1]), mapped)
+
+    chunk_sentences = [renumbered_sentences(seg, r) for seg, r in chunk_runs]
+
     def vectors_of(seg: Segment, encoder: str) -> np.ndarray:
         return extra.get(seg.number, {}).get(encoder, seg.chunk_vectors.get(encoder))
 
@@ -440,22 +459,33 @@ def _merged(
     encoders = [e for e in names if all(vectors_of(s, e) is not None for s in segs)]
     article_ids = np.asarray([a for a, _ in owned], dtype="int64")
     article_vectors = [seg.article_vector(a) for a, seg in owned]
-    dim = segs[0].sentence_vectors.shape[1]
     postings = Postings.merge([(s.postings, chunk_maps[s.number]) for s in segs], n_chunks)
     return SegmentData(
         chunk_base, sentence_base,
-        gather(chunk_src, lambda s: s.chunk_article).astype("int64"),
-        gather(chunk_src, lambda s: s.chunk_span).astype("int32").reshape(-1, 2),
-        np.asarray(chunk_sentences, dtype="int64").reshape(-1, 2),
-        gather(sentence_src, lambda s: s.sentence_article).astype("int64"),
-        gather(sentence_src, lambda s: s.sentence_span).astype("int32").reshape(-1, 2),
+        gather(chunk_runs, lambda s: s.chunk_article).astype("int64"),
+        gather(chunk_runs, lambda s: s.chunk_span).astype("int32").reshape(-1, 2),
+        np.concatenate(chunk_sentences).astype("int64") if chunk_sentences else np.zeros((0, 2), dtype="int64"),
+        gather(sentence_runs, lambda s: s.sentence_article).astype("int64"),
+        gather(sentence_runs, lambda s: s.sentence_span).astype("int32").reshape(-1, 2),
         article_ids,
-        # float16 as stored: a merge of large segments holds them all in memory.
-        {e: gather(chunk_src, lambda s, e=e: vectors_of(s, e)).astype("float16") for e in encoders},
-        gather(sentence_src, lambda s: s.sentence_vectors).astype("float16"),
+        {e: gather_vectors(chunk_runs, lambda s, e=e: vectors_of(s, e)) for e in encoders},
+        gather_vectors(sentence_runs, lambda s: s.sentence_vectors),
         np.asarray(article_vectors, dtype="float16").reshape(-1, dim),
         postings,
     )
+
+
+def _runs(src: list[tuple[Segment, range]]) -> list[tuple[Segment, range]]:
+    """``src`` with consecutive row ranges of one segment joined: one read per run, not per article."""
+    runs: list[tuple[Segment, range]] = []
+    for seg, r in src:
+        if not len(r):
+            continue
+        if runs and runs[-1][0] is seg and runs[-1][1].stop == r.start:
+            runs[-1] = (seg, range(runs[-1][1].start, r.stop))
+        else:
+            runs.append((seg, r))
+    return runs
 
 
 def write_reason(exc: BaseException, data_dir: Path) -> str:
