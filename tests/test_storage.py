@@ -293,6 +293,14 @@ def test_bm25_over_segments_scores_as_one_bm25s_index() -> None:
     for _, row, score in search([merged], query, 100):
         again[row] = score
     assert np.allclose(again, expected, atol=1e-5)
+    # Passages dropped (a removed article) and the rest renumbered: the merged postings are those
+    # of the surviving passages tokenised afresh, array for array.
+    new_rows = [np.asarray([2, -1, 0]), np.asarray([-1, 1]), np.asarray([3, 4])]
+    survivors = [docs[2], docs[4], docs[0], docs[5], docs[6]]  # in their new rows 0..4
+    merged = Postings.merge(list(zip(segments, new_rows)), 5)
+    fresh = Postings.build(survivors)
+    for name in ("terms", "starts", "rows", "tf", "lengths"):
+        assert np.array_equal(getattr(merged, name), getattr(fresh, name)), name
 
 
 def test_articles_are_found_by_title_words_through_the_index_after_updates_and_removals(
