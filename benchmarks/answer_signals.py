@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embeddings.answering import calibrate  # noqa: E402
 from embeddings.answering.calibrate import DEPTH, FALSE_ABSTAIN, Asked, figures, fit, normalise  # noqa: E402
-from embeddings.answering.questions import counts_asked, read_question  # noqa: E402
 from embeddings.answering.signals import FEATURES, LEAD_ONLY  # noqa: E402
 
 SHOWN = ("answered_hit@3", "answered_hit@3_en", "lead_sentence_hit", "lead_sentence_hit_en", "abstain_rate", "abstain_removed_rate", "false_abstain_rate")
@@ -101,27 +100,11 @@ def extra_signals(record: dict, candidate: dict, article: dict) -> list[float]:
     return []
 
 
-def _from_text(record: dict, candidate: dict, article: dict) -> list[float]:
-    """The shipped signals a cache collected before them lacks, computed from its cached text: they read
-    only the question and the sentence (in :data:`FEATURES` order, after the cached ones)."""
-    text = article["text"][candidate["span"][0] : candidate["span"][1]]
-    return [1.0 if counts_asked(read_question(record["question"]), text) else 0.0]
-
-
-# How many signals a cache has when it lacks exactly those of :func:`_from_text` (counted_number).
-_BEFORE_TEXT_SIGNALS = FEATURES.index("counted_number")
-
-
 def asked_of(data: dict, extra: Callable[[dict, dict, dict], list[float]] | None) -> list[Asked]:
-    """What ``bron calibrate`` fits, rebuilt from a ``collect`` file, with ``extra`` signals appended
-    (a cache collected before counted_number gets it from :func:`_from_text` first)."""
+    """What ``bron calibrate`` fits, rebuilt from a ``collect`` file, with ``extra`` signals appended."""
     out = []
     for r in data["records"]:
-        rows = []
-        for c in r["candidates"]:
-            article = data["articles"][str(c["article"])]
-            cached = c["signals"] + (_from_text(r, c, article) if len(c["signals"]) == _BEFORE_TEXT_SIGNALS else [])
-            rows.append(cached + (extra(r, c, article) if extra else []))
+        rows = [c["signals"] + (extra(r, c, data["articles"][str(c["article"])]) if extra else []) for c in r["candidates"]]
         width = len(rows[0]) if rows else 0
         out.append(Asked(
             r["id"], r["group"], r["kind"], r["language"], np.asarray(rows, dtype="float64").reshape(len(rows), width),

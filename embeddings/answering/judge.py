@@ -78,9 +78,9 @@ def candidate_signals(
     for h, hit in enumerate(hits):
         article_id = view.chunk(hit.chunk_id).article_id
         article = view.article(article_id)
-        agreement = first_articles.count(article_id) / AGREEMENT_QUOTES
         if article is None:
             continue
+        agreement = first_articles.count(article_id) / AGREEMENT_QUOTES
         stems, prefixes = words.get(view, article_id)
         vector = view.article_vector(article_id)
         article_cos = float(vector @ query) if vector is not None else 0.0
