@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -34,6 +35,7 @@ from embeddings.retriever import Settings, retrieve
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
+from embeddings.storage.compact import BackgroundMerges, compact
 from embeddings.storage.store import Store, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class Library:
         self._words = ArticleWords()
         self._writer = threading.local()
         self._e5_name: str | None = None
+        self._merges = BackgroundMerges(data_dir)
 
     @classmethod
     def open(cls, data_dir: Path, config: Config, progress: ProgressArg = False, encoders: list | None = None) -> Library:
@@ -505,7 +508,7 @@ class Library:
         report.added_ids = [ids[i] for i in range(len(change.update), len(items))]
         report.updated_ids = [ids[i] for i in range(len(change.update))]
         report.removed_ids = list(change.remove)
-        self._compact()
+        self._compact_later()
         return report
 
     def _commit(self, items: list[tuple[int | None, Document]], remove: list[int], progress: ProgressArg) -> dict[int, int]:
@@ -523,23 +526,35 @@ class Library:
         self.refresh(force=True)
         return ids
 
-    def _compact(self) -> None:
-        """Drop segments with nothing live and merge when there are too many; never fatal."""
+    def _compact_later(self) -> None:
+        """Start merging segments in the background when there are too many; never fatal.
+
+        The ingest that called this has committed: its articles are answered from now on, whatever
+        the merge does (it takes minutes at a million articles, and holds up no ingest or answer).
+        """
+        if not self.embedded:
+            return
         try:
-            self.store.drop_empty()
-            for _ in range(8):
-                numbers = self.store.merge_candidates()
-                if not numbers:
-                    break
-                self.store.merge(numbers)
+            if self.store.needs_compaction():
+                self._merges.start()
+        except (sqlite3.Error, OSError) as err:
+            log.warning("cannot start merging segments in %s: %s", self.data_dir, err)
+
+    def compact(self) -> None:
+        """Merge segments now, in this process (after a merge running elsewhere, if any)."""
+        if not self.embedded:
+            return
+        try:
+            compact(self.store)
         except (StoreWriteError, OSError) as err:
             log.warning("merging segments in %s failed: %s; the index is unchanged", self.data_dir, getattr(err, "reason", err))
         self.refresh(force=True)
 
-    def compact(self) -> None:
-        """Merge segments now (under the writers' lock)."""
-        with self._ingest_lock():
-            self._compact()
+    def wait_for_merges(self, timeout: float | None = None) -> bool:
+        """Wait for the background merge this process started, if any; True when it has ended."""
+        done = self._merges.wait(timeout)
+        self.refresh(force=True)
+        return done
 
     def _reembed(self, article_ids: list[int], progress: ProgressArg) -> None:
         """Embed the given articles again from their stored texts (settings changed, or a segment is damaged)."""
@@ -551,7 +566,7 @@ class Library:
                     items.append((a.id, Document(a.key, a.title, a.text, a.outlet, a.date, a.url, a.language, a.origin)))
             if items:
                 self._commit(items, [], progress)
-        self._compact()
+        self.compact()
 
     def _complete(self, progress: ProgressArg) -> None:
         """Add passage vectors of newly wanted encoders to every segment, embedding the live passages
@@ -583,7 +598,8 @@ class Library:
                     if callback:
                         callback(min(i + ingesting.BATCH, len(texts)), len(texts))
                 extra[encoder.name] = full
-            self.store.merge([seg.number], extra={seg.number: extra})
+            with self.store.merge_lock():
+                self.store.merge([seg.number], extra={seg.number: extra})
         self.store.set_settings(self._settings_meta())
         self.refresh(force=True)
 

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import embeddings.library as library_module
+import embeddings.storage.store as store_module
 from bot.config import Config
 from bot.core import Bron
 from embeddings.lexical import tokenize
@@ -233,6 +235,76 @@ library.compact()
     assert len(library.view.segments) <= 8
 
 
+def _consistent(library: Library) -> None:
+    """Every registered segment's dead count is what its articles say, and no two segments share ids."""
+    con = library.store.db.connection()
+    spans = []
+    for number, passages, dead in library.store.db.segments():
+        (live,) = con.execute("SELECT COALESCE(SUM(passages), 0) FROM articles WHERE segment = ?", (number,)).fetchone()
+        assert passages - dead == live, (number, passages, dead, live)
+        seg = library.store._segment(number)
+        spans.append((seg.chunk_base, seg.chunk_base + seg.chunks))
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+
+
+def test_an_ingest_returns_while_a_merge_runs_and_the_merge_keeps_what_changed_meanwhile(
+    many_segments: Bron, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge (minutes at a million articles) holds up neither ingests nor answers, and an article
+    added, updated or removed while it runs keeps its newer state once the merge lands."""
+    bron, library = many_segments, many_segments.library
+    titles = {a.title: a.id for a in library.articles()}
+    started, release = threading.Event(), threading.Event()
+    original = store_module._merged
+
+    def paused(*args, **kwargs):
+        started.set()
+        assert release.wait(120)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "_merged", paused)
+    merging = threading.Thread(target=library.compact)
+    merging.start()
+    try:
+        assert started.wait(60)
+        train = tmp_path / "trein.txt"
+        train.write_text(TRAIN, encoding="utf-8")
+        assert bron.ingest([train]).added  # would wait on the merge if ingests waited for merges
+        library.remove([titles["Nieuwe brug in Deventer"]])
+        answer = bron.answer(TRAIN_QUESTION, "t")
+        assert "Amersfoort" in answer.passages[0].text
+    finally:
+        release.set()
+        merging.join(120)
+    assert library.wait_for_merges(timeout=120)
+    assert len(library.view.segments) <= 8
+    _consistent(library)
+    now = {a.title for a in library.articles()}
+    assert "Treinstoring legt verkeer rond Utrecht plat" in now and "Nieuwe brug in Deventer" not in now and len(now) == 11
+    assert "Amersfoort" in bron.answer(TRAIN_QUESTION, "t").passages[0].text
+    deventer = bron.answer("Hoeveel kostte de fietsbrug in Deventer?", "t")
+    assert all("Deventer" not in p.article.title for p in deventer.passages + deventer.more)
+    assert "in Turkije" in bron.answer(SEED_QUESTION_NL, "t").passages[0].text
+
+
+def test_ingest_leaves_merging_to_a_background_process(many_segments: Bron, tmp_path: Path) -> None:
+    """With another merge holding the merge lock, an ingest that leaves too many segments still
+    returns at once; the merging process it starts does the merge once the lock is free."""
+    bron, library = many_segments, many_segments.library
+    train = tmp_path / "trein.txt"
+    train.write_text(TRAIN, encoding="utf-8")
+    with library.store.merge_lock():
+        report = bron.ingest([train])
+        assert report.added and len(library.view.segments) == 12
+        assert not library.wait_for_merges(timeout=1), "the merging process did not wait for the lock"
+    assert library.wait_for_merges(timeout=120)
+    assert len(library.view.segments) <= 8
+    _consistent(library)
+    assert "Amersfoort" in bron.answer(TRAIN_QUESTION, "t").passages[0].text
+    assert len(library.articles()) == 12
+
+
 def test_updated_and_removed_articles_leave_the_search_and_rotten_segments_are_rewritten(
     make_bron: Callable[..., Bron], tmp_path: Path
 ) -> None:
@@ -248,7 +320,9 @@ def test_updated_and_removed_articles_leave_the_search_and_rotten_segments_are_r
     quoted = " ".join(p.text for p in answer.passages + answer.more)
     assert "voetgangersbrug" in quoted and "fietsbrug over het kanaal geopend. De brug kostte 2" not in quoted
     assert all(p.article.id != first["Nieuwe brug in Deventer"] for p in answer.passages + answer.more)
-    # Two of the three articles of the first segment are dead: it was rewritten with the live one only.
+    # Two of the three articles of the first segment are dead: it is rewritten with the live one only,
+    # by the merging process the ingest started.
+    assert bron.library.wait_for_merges(timeout=120)
     segs = bron.library.store.db.segments()
     assert all(dead == 0 for _, _, dead in segs), segs
     assert {a.title: a.id for a in bron.library.articles()} == {"Nieuwe brug in Zwolle": first["Nieuwe brug in Zwolle"], "Nieuwe brug in Arnhem": first["Nieuwe brug in Arnhem"]}

@@ -6,22 +6,31 @@ Layout::
     segments/seg-000007/  vectors, spans and keyword postings of the articles of one ingest (or merge)
     segments/tmp-*      a segment being written; deleted by the next writer if a crash left it
     ingest.lock         one writer at a time, across processes
+    merge.lock          one merge at a time; held by a merge for its whole length
 
 An ingest writes only what changed: a new segment for its new and changed articles, and in one
 transaction their rows, the segment's registration and the deletions. Segments are merged when
 there are too many, or too much of one is dead, without re-embedding anything.
+
+A merge does not hold the writers' lock: it reserves its segment number and id ranges in one short
+transaction, builds and writes the merged segment while ingests and answers go on, and swaps it in
+with a second short transaction. An article updated or removed meanwhile keeps its newer state (its
+rows in the merged segment are counted dead), so a merge of a million passages (minutes) never holds
+up adding one article.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import errno
+import fcntl
 import logging
 import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "library.sqlite"
 SEGMENTS = "segments"
+MERGE_LOCK = "merge.lock"
 # Merge when there are more segments than this: the smallest MERGE_WIDTH are merged into one, so
 # sizes grow geometrically and an article is rewritten O(log n) times (README, "Storage").
 MAX_SEGMENTS = 8
@@ -184,10 +194,35 @@ class Store:
 
     # -- writing (the caller holds the writers' lock) --------------------------------------------
 
+    @contextmanager
+    def merge_lock(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the merge lock (across processes); yields False when ``wait`` is off and another
+        merge holds it. Not re-entrant: flock locks of two opens of the file exclude each other
+        even within one process."""
+        with open(self.data_dir / MERGE_LOCK, "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def clean(self) -> None:
         """Delete segment folders no transaction registered (a crash left them, or a merge replaced them)."""
         if not self.segments_dir.is_dir():
             return
+        try:
+            with self.merge_lock(wait=False) as free:
+                if free:
+                    self._clean()
+        except OSError:  # a read-only data dir: nothing to clean anyway
+            return
+
+    def _clean(self) -> None:
+        # Under the merge lock: a merge in progress owns an unregistered folder until it commits.
         numbers = {n for n, _, _ in self.db.segments()}
         for folder in self.segments_dir.iterdir():
             registered = folder.name.startswith("seg-") and folder.name[4:].isdigit() and int(folder.name[4:]) in numbers
@@ -279,6 +314,10 @@ class Store:
 
     # -- merging ---------------------------------------------------------------------------------
 
+    def needs_compaction(self) -> bool:
+        """True when a segment has nothing live or :meth:`merge_candidates` has something to merge."""
+        return any(p - d <= 0 for _, p, d in self.db.segments()) or bool(self.merge_candidates())
+
     def merge_candidates(self) -> list[int]:
         """Segments to merge now (empty: nothing to do)."""
         segs = self.db.segments()
@@ -310,40 +349,52 @@ class Store:
     def merge(self, numbers: Sequence[int], extra: dict[int, dict[str, np.ndarray]] | None = None) -> int | None:
         """Merge segments ``numbers`` into one new segment (live rows only); returns its number.
 
+        The caller holds :meth:`merge_lock`, not the writers' lock: ingests may commit meanwhile.
         ``extra`` adds passage vectors of other encoders: {segment: {encoder: one row per passage row}}.
         """
         segs = [self._segment(n) for n in numbers]
         if any(s is None for s in segs):
             raise StoreWriteError("a segment to merge cannot be read")
-        con = self.db.connection()
-        owned: list[tuple[int, Segment]] = []
-        for seg in segs:
-            for (article_id,) in con.execute("SELECT id FROM articles WHERE segment = ?", (seg.number,)):
-                owned.append((int(article_id), seg))
-        owned.sort(key=lambda t: t[0])
-        meta = self.db.meta()
-        data = _merged(owned, segs, int(meta["next_chunk"]), int(meta["next_sentence"]), extra or {})
+        marks = ",".join("?" * len(numbers))
         written: Path | None = None
         try:
+            # Reserve the segment number and id ranges first (ids are never reused, so what the
+            # merge leaves unused is only a gap), then read which articles live in the segments.
             with self.db.transaction() as con:
                 meta = self.db.meta(con)
                 number = int(meta["next_segment"])
+                chunk_base, sentence_base = int(meta["next_chunk"]), int(meta["next_sentence"])
+                self.db.set_meta(con, {
+                    "next_segment": number + 1,
+                    "next_chunk": chunk_base + sum(s.chunks for s in segs),
+                    "next_sentence": sentence_base + sum(s.sentences for s in segs),
+                })
+                owned = [
+                    (int(article_id), seg)
+                    for seg in segs
+                    for (article_id,) in con.execute("SELECT id FROM articles WHERE segment = ?", (seg.number,))
+                ]
+            owned.sort(key=lambda t: t[0])
+            data = _merged(owned, segs, chunk_base, sentence_base, extra or {})
+            written = self._write(number, data, str(meta["sentence_encoder"]))
+            with self.db.transaction() as con:
+                meta = self.db.meta(con)
+                # Articles updated or removed since they were read are no longer in these segments:
+                # their rows in the merged one are dead.
+                (live,) = con.execute(f"SELECT COALESCE(SUM(passages), 0) FROM articles WHERE segment IN ({marks})", tuple(numbers)).fetchone()
+                con.execute("INSERT INTO segments VALUES (?, ?, ?)", (number, len(data.chunk_article), len(data.chunk_article) - int(live)))
                 version = int(meta["version"]) + 1
-                written = self._write(number, data, str(meta["sentence_encoder"]))
-                con.execute("INSERT INTO segments VALUES (?, ?, 0)", (number, len(data.chunk_article)))
-                marks = ",".join("?" * len(numbers))
-                # Articles updated since the rows were read keep their newer segment.
                 con.execute(f"UPDATE articles SET segment = ?, version = ? WHERE segment IN ({marks})", (number, version, *numbers))
                 con.execute(f"DELETE FROM segments WHERE number IN ({marks})", tuple(numbers))
-                self.db.set_meta(con, {
-                    "version": version, "next_segment": number + 1,
-                    "next_chunk": int(meta["next_chunk"]) + len(data.chunk_article),
-                    "next_sentence": int(meta["next_sentence"]) + len(data.sentence_article),
-                })
+                self.db.set_meta(con, {"version": version})
         except (OSError, sqlite3.Error, RuntimeError) as exc:
             if written is not None:
                 shutil.rmtree(written, ignore_errors=True)
             raise StoreWriteError(write_reason(exc, self.data_dir)) from exc
+        except BaseException:
+            if written is not None:
+                shutil.rmtree(written, ignore_errors=True)
+            raise
         for n in numbers:
             shutil.rmtree(self.segments_dir / segment_name(n), ignore_errors=True)
         return number

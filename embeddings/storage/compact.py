@@ -1,0 +1,115 @@
+"""Merging a data directory's segments: now, or in a background process.
+
+An ingest commits its new segment and returns; when that leaves too many segments (or one mostly
+dead) it starts ``python -m embeddings.storage.compact DATA_DIR``, which merges under the merge
+lock only (see :mod:`embeddings.storage.store`). A separate process rather than a thread: a merge
+of a million passages spends minutes in numpy and faiss, and in the serving process it would
+compete for the interpreter lock with the answers; as its own process it runs at a lower CPU
+priority, and a command-line ingest can exit while it goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import embeddings
+from embeddings.storage.store import Store, StoreWriteError
+
+log = logging.getLogger(__name__)
+
+# Merges per run at most (each merges up to MERGE_WIDTH segments); what is left waits for the next.
+MAX_ROUNDS = 8
+# The merging process's nice value: answers and ingests on a shared machine go first.
+NICENESS = 10
+LOG_NAME = "merge.log"
+
+
+def compact(store: Store, wait: bool = True) -> int:
+    """Drop segments with nothing live and merge while there are candidates; returns merges done.
+
+    Holds the merge lock, never the writers' lock. ``wait=False`` returns 0 at once when another
+    merge is running (it will see the same candidates).
+    """
+    with store.merge_lock(wait) as held:
+        if not held:
+            return 0
+        store.drop_empty()
+        done = 0
+        for _ in range(MAX_ROUNDS):
+            numbers = store.merge_candidates()
+            if not numbers:
+                break
+            store.merge(numbers)
+            done += 1
+        return done
+
+
+class BackgroundMerges:
+    """Starts the merging process for one data directory, one at a time from this process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> bool:
+        """Start a merging process unless this process's previous one still runs; True when started."""
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                return False
+            root = str(Path(embeddings.__file__).resolve().parents[1])
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+            with open(self.data_dir / LOG_NAME, "ab") as errors:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "embeddings.storage.compact", str(self.data_dir)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=env,
+                    # Its own session: a Ctrl-C meant for the command that started it does not stop it.
+                    start_new_session=True,
+                )
+            # Reaped as soon as it ends, so a bot that runs for months leaves no zombies.
+            threading.Thread(target=self._process.wait, name="bron-merge-reaper", daemon=True).start()
+            log.info("merging segments of %s in the background (pid %d)", self.data_dir, self._process.pid)
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for this process's merging process; True when none is running any more."""
+        process = self._process
+        if process is None:
+            return True
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m embeddings.storage.compact DATA_DIR``: merge that data directory's segments."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m embeddings.storage.compact DATA_DIR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
+    data_dir = Path(args[0])
+    if not Store.exists(data_dir):
+        log.warning("%s holds no library; nothing to merge", data_dir)
+        return 1
+    try:
+        compact(Store(data_dir))
+    except (StoreWriteError, OSError) as err:
+        log.warning("merging segments in %s failed: %s; the index is unchanged", data_dir, getattr(err, "reason", err))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
