@@ -111,28 +111,32 @@ class View:
 
     def chunk_vectors(self, chunk_ids: Sequence[int], encoder: str) -> np.ndarray:
         """float32 vectors of passages, in the order given."""
-        return self._gather(chunk_ids, lambda s: s.chunk_vectors[encoder], self._chunk_segment, "chunk_base")
+        return self._gather(chunk_ids, lambda s: s.chunk_vectors[encoder], self.segments, "chunk_base", "chunks")
 
     def sentence_vectors(self, sentence_ids: Sequence[int]) -> np.ndarray:
         """float32 vectors of sentences, in the order given."""
-        return self._gather(sentence_ids, lambda s: s.sentence_vectors, self._sentence_segment, "sentence_base")
+        return self._gather(sentence_ids, lambda s: s.sentence_vectors, self._sentence_by_base, "sentence_base", "sentences")
 
-    def _gather(self, ids: Sequence[int], array, locate, base: str) -> np.ndarray:
+    def _gather(self, ids: Sequence[int], array, by_base: Sequence[Segment], base: str, count: str) -> np.ndarray:
         if not len(ids):
             dim = self.segments[0].sentence_vectors.shape[1] if self.segments else 1
             return np.zeros((0, dim), dtype="float32")
-        groups: dict[int, list[int]] = {}
-        segs: dict[int, Segment] = {}
-        for pos, i in enumerate(ids):
-            seg = locate(int(i))
-            segs[seg.number] = seg
-            groups.setdefault(seg.number, []).append(pos)
-        first = segs[next(iter(segs))]
-        out = np.empty((len(ids), array(first).shape[1]), dtype="float32")
-        for number, positions in groups.items():
-            seg = segs[number]
-            rows = np.asarray([int(ids[p]) for p in positions]) - getattr(seg, base)
-            out[positions] = array(seg).take(rows)
+        # Located with numpy, not id by id: a question reads ~1,200 vectors (~3 ms in Python).
+        wanted = np.asarray(ids, dtype="int64")
+        bases = np.asarray([getattr(s, base) for s in by_base], dtype="int64")
+        where = np.searchsorted(bases, wanted, side="right") - 1
+        out: np.ndarray | None = None
+        for i in np.unique(where).tolist():
+            positions = np.flatnonzero(where == i)
+            seg = by_base[i] if i >= 0 else None
+            rows = wanted[positions] - (getattr(seg, base) if seg is not None else 0)
+            if seg is None or rows.max() >= getattr(seg, count):
+                raise KeyError(int(wanted[positions[0]]))
+            block = array(seg).take(rows)
+            if out is None:
+                out = np.empty((len(wanted), block.shape[1]), dtype="float32")
+            out[positions] = block
+        assert out is not None
         return out
 
     def has_vectors(self, encoder: str) -> bool:
