@@ -7,6 +7,7 @@ Layout::
     segments/tmp-*      a segment being written; deleted by the next writer if a crash left it
     ingest.lock         one writer at a time, across processes
     merge.lock          one merge at a time; held by a merge for its whole length
+    merge.log           what a background merge had to say (empty unless one failed)
 
 An ingest writes only what changed: a new segment for its new and changed articles, and in one
 transaction their rows, the segment's registration and the deletions. Segments are merged when
