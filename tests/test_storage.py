@@ -409,3 +409,36 @@ def test_a_library_made_before_the_title_index_gets_it_on_open(old: Path, config
     indexes = {r[0] for r in reopened.store.db.connection().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"articles_id", "articles_recency"} <= indexes
     assert [a.title for a in reopened.page(0, 5, title_words=["utrecht"])] == ["Treinstoring legt verkeer rond Utrecht plat"]
+
+
+def test_bm25_search_cuts_ties_by_segment_and_row_and_keeps_bm25s_scores() -> None:
+    # Many equal passages (ties at every cut), a repeated query token, a term only some segments
+    # hold, segments without passages or with an empty passage, and terms common enough that their
+    # scores come from the (length, tf) table rather than per-posting arithmetic.
+    rng = np.random.default_rng(7)
+    words = ["storing", "trein", "brug", "zwolle", "kanaal", "provincie", "euro"]
+    docs: list[list[str]] = []
+    for i in range(600):
+        if i % 5 == 0:
+            docs.append(["storing", "trein"])  # the same passage again and again: equal scores
+        else:
+            docs.append(list(rng.choice(words[1:], size=int(rng.integers(1, 12)))) + ["storing"] * int(rng.integers(0, 4)))
+    docs[17] = []
+    docs[400:403] = [["utrecht", "storing"], ["utrecht"], ["utrecht", "utrecht", "brug"]]  # only in one segment
+    reference = bm25s.BM25()
+    reference.index(docs, show_progress=False)
+    query = ["storing", "utrecht", "storing", "trein", "onbekend"]
+    expected = np.asarray(reference.get_scores(query))
+    cuts = [0, 150, 150, 350, 600]  # segment 1 holds no passages
+    segments = [Postings.build(docs[a:b]) for a, b in zip(cuts, cuts[1:])] + [Postings.build([])]
+    assert segments[0].max_length == max(len(d) for d in docs[:150])
+    everything = search(segments, query, 10_000)
+    got = np.zeros(len(docs))
+    for s, row, score in everything:
+        got[cuts[s] + row] = score
+    assert np.allclose(got, expected, atol=1e-5)
+    assert len(everything) == sum(1 for d in docs if {"storing", "utrecht", "trein"} & set(d))
+    assert everything == sorted(everything, key=lambda t: (-t[2], t[0], t[1]))
+    for n in (1, 7, 100, 120, 121, 450):
+        assert search(segments, query, n) == everything[:n]
+    assert search(segments, ["onbekend"], 10) == [] and search(segments, query, 0) == [] and search([], query, 5) == []
