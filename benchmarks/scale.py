@@ -12,7 +12,8 @@ committed in batches of 25,000 articles with the usual merge policy. ``measure``
 process per figure and prints one JSON line per size: disk, open time (CPU and wall), RSS after
 open, query p50/p95 (real e5 queries of newsqa-dev questions through Library.rank, encoding
 included, CPU and wall; measured after as many other questions, whose own figures are ``first_*``),
-the cost of adding 1 and 100 real articles (wall, CPU beyond embedding,
+the same questions while a background merge runs (``merging_*``, and the merge's own wall, CPU and
+peak RSS), the cost of adding 1 and 100 real articles (wall, CPU beyond embedding,
 bytes written, peak RSS) and an ``articles`` page. Figures are medians of ``--runs`` runs with their
 range; the load average is printed with them.
 """
@@ -163,7 +164,7 @@ def measure_once(directory: Path, questions: Path, nq: int, what: str, articles:
     out: dict = {"open_cpu_s": time.process_time() - cpu, "open_wall_s": time.perf_counter() - wall, "rss_after_open": _rss()}
     if what == "open":
         return out
-    if what == "query":
+    if what in ("query", "merging"):
         qs = _rows(questions)
         step = max(1, len(qs) // nq)
         picked = [q["question"] for q in qs[::step][:nq]]
@@ -183,8 +184,27 @@ def measure_once(directory: Path, questions: Path, nq: int, what: str, articles:
                 walls.append((time.perf_counter() - w) * 1000)
             return cpus, walls
 
+        merge = None
+        if what == "merging":
+            # One more article (stand-in vectors) leaves nine segments; its merge is started here,
+            # as the ingest would start it, so that its own CPU time and memory can be read at exit.
+            library._merges.start = lambda: False
+            _stub_encoder(library)
+            library.ingest_documents([Document(f"merge#{time.time_ns()}", "Merge", "Een zin om te beginnen. En nog een zin.", None, None, None, "", "bench")])
+            merge = subprocess.Popen([sys.executable, "-m", "embeddings.storage.compact", str(directory)], cwd=REPO)
+            started = time.perf_counter()
         first, _ = ask(warm)
         cpus, walls = ask(picked)
+        if merge is not None:
+            # Not poll(): it would reap the process, and its resource usage with it.
+            out["merge_running_after_questions"] = os.waitid(os.P_PID, merge.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+            _, status, usage = os.wait4(merge.pid, 0)
+            out.update(merge_wall_s=time.perf_counter() - started, merge_cpu_s=usage.ru_utime + usage.ru_stime,
+                       merge_peak_rss=usage.ru_maxrss * 1024, merge_exit=status)
+            merge.returncode = status  # reaped here, not by Popen
+            out.update(merging_cpu_ms_p50=_pct(cpus, 50), merging_cpu_ms_p95=_pct(cpus, 95),
+                       merging_wall_ms_p50=_pct(walls, 50), merging_wall_ms_p95=_pct(walls, 95))
+            return out
         out.update(query_cpu_ms_p50=_pct(cpus, 50), query_cpu_ms_p95=_pct(cpus, 95), query_wall_ms_p50=_pct(walls, 50),
                    query_wall_ms_p95=_pct(walls, 95), first_cpu_ms_p50=_pct(first, 50), first_cpu_ms_p95=_pct(first, 95),
                    rss_after_queries=_rss())
@@ -210,11 +230,7 @@ def measure_once(directory: Path, questions: Path, nq: int, what: str, articles:
         if count > 1:
             # 100 real articles take minutes of e5 on this machine; what is measured here is the
             # storage work, so their vectors are stand-ins (reported as embed_stubbed).
-            def stub(texts: list[str]) -> np.ndarray:
-                v = np.random.default_rng(len(texts)).normal(size=(len(texts), encoder.dim)).astype("float32")
-                return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-            original = stub
+            original = _stub_vectors(encoder.dim)
             out["embed_stubbed"] = True
         encoder.encode = timed
         Path("/proc/self/clear_refs").write_text("5")
@@ -241,6 +257,19 @@ def measure_once(directory: Path, questions: Path, nq: int, what: str, articles:
     raise SystemExit(f"unknown measurement {what}")
 
 
+def _stub_vectors(dim: int):
+    """Random unit vectors in place of an encoder's (the storage work is what is measured)."""
+    def stub(texts: list[str]) -> np.ndarray:
+        v = np.random.default_rng(len(texts)).normal(size=(len(texts), dim)).astype("float32")
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    return stub
+
+
+def _stub_encoder(library) -> None:
+    library.sentence_encoder.encode = _stub_vectors(library.sentence_encoder.dim)
+
+
 def _pct(xs: list[float], q: int) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else 0.0
 
@@ -249,8 +278,8 @@ def measure(directory: Path, questions: Path, runs: int, nq: int, articles: Path
     """Each figure in fresh processes, ``runs`` times; medians with their range."""
     result: dict = {"articles": None, "disk_bytes": _disk(directory)}
     samples: dict[str, list[float]] = {}
-    for what in ("open", "query", "page", "add1", "add100"):
-        for _ in range(runs if what != "add100" else 1):
+    for what in ("open", "query", "merging", "page", "add1", "add100"):
+        for _ in range(runs if what not in ("add100", "merging") else 1):
             proc = subprocess.run(
                 [sys.executable, __file__, "_one", str(directory), what, "--questions", str(questions), "--nq", str(nq), "--articles", str(articles)],
                 capture_output=True, text=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"),
