@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
@@ -31,7 +32,7 @@ from embeddings.answering.model import AnswerabilityModel
 from embeddings.documents import Document
 from embeddings.e5 import NAMES as E5_NAMES
 from embeddings.e5 import default_precision, precision_of
-from embeddings.retriever import Settings, retrieve
+from embeddings.retriever import Settings, keyword_candidates, retrieve, uses_keywords
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
@@ -68,6 +69,20 @@ def _load_encoder(name: str, config: Config):
     from embeddings.multilingual import UseEncoder
 
     return UseEncoder()
+
+
+_ENCODING: ThreadPoolExecutor | None = None
+_ENCODING_LOCK = threading.Lock()
+
+
+def _encoding_pool() -> ThreadPoolExecutor:
+    """The threads that encode questions while the keyword search runs (made on first use)."""
+    global _ENCODING
+    with _ENCODING_LOCK:
+        if _ENCODING is None:
+            # Two: a bot answers a few questions at once, and each encoder serialises its own calls.
+            _ENCODING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bron-encode")
+        return _ENCODING
 
 
 class Library:
@@ -385,11 +400,17 @@ class Library:
             return []
         main = self.sentence_encoder
         wanted = self.encoders if self.config.retrieval.weight_dense else [main]
-        vectors = {enc.name: enc.encode_query([question])[0] for enc in wanted}
         settings = self.settings()
         if top_k is not None:
             settings = Settings(**{**settings.__dict__, "top_k": top_k})
-        hits = retrieve(view, question, language, vectors, main.name, settings, frozenset(exclude), within)
+        exclude = frozenset(exclude)
+        # The question is encoded on another thread while this one runs the keyword search, which
+        # needs no vector: both release the interpreter lock (the encoders in C or torch, BM25 in
+        # numpy), so a Dutch question at a million articles waits for the longer of the two.
+        encoding = _encoding_pool().submit(lambda: {enc.name: enc.encode_query([question])[0] for enc in wanted})
+        lexical = keyword_candidates(view, question, settings, exclude) if within is None and uses_keywords(settings, language) else None
+        vectors = encoding.result()
+        hits = retrieve(view, question, language, vectors, main.name, settings, exclude, within, lexical)
         judged = judge(view, question, language, vectors[main.name], main.name, hits, self.answerability, self._words)
         passages = []
         counts = self.store.db.passages({view.chunk(j.hit.chunk_id).article_id for j in judged})

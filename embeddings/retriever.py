@@ -67,8 +67,21 @@ class Hit:
     last: int
 
 
+def uses_keywords(settings: Settings, language: str) -> bool:
+    """True when BM25 scores count for a question in ``language``."""
+    return settings.weight_lexical > 0 and language in settings.lexical_languages
+
+
+def keyword_candidates(view: View, question: str, settings: Settings, exclude: frozenset[int] = frozenset()) -> dict[int, float]:
+    """BM25 scores of the best keyword matches of ``question`` over the whole library: what
+    :func:`retrieve` would find itself, computed ahead (it needs no query vector, so a caller can
+    run it while the question is being encoded)."""
+    return view.lexical_search(tokenize(question), settings.candidates, exclude)
+
+
 def _candidates(
-    view: View, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int], within: Collection[int] | None
+    view: View, main: str, query: np.ndarray, question: str, use_lexical: bool, n: int, exclude: frozenset[int], within: Collection[int] | None,
+    lexical: Mapping[int, float] | None = None,
 ) -> tuple[dict[int, float], dict[int, float]]:
     """Dense cosines of the top-n passages and BM25 scores of the top-n keyword matches.
 
@@ -85,8 +98,9 @@ def _candidates(
         lexical = view.lexical_search(tokenize(question), n, exclude, within) if use_lexical else {}
         return dict(list(dense.items())[:n]), lexical
     dense = view.dense_search(query, n, exclude)
-    lexical = view.lexical_search(tokenize(question), n, exclude) if use_lexical else {}
-    return dense, lexical
+    if not use_lexical:
+        return dense, {}
+    return dense, dict(lexical) if lexical is not None else view.lexical_search(tokenize(question), n, exclude)
 
 
 def sentence_cosines(view: View, chunk_id: int, query: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -105,19 +119,22 @@ def retrieve(
     settings: Settings,
     exclude: frozenset[int] = frozenset(),
     within: Collection[int] | None = None,
+    lexical: Mapping[int, float] | None = None,
 ) -> list[Hit]:
     """The best non-overlapping passages for ``question``, best first.
 
     ``main`` names the multilingual encoder whose vectors the chunk, sentence and article
     indexes hold; other encoders in ``query_vectors`` add ``weight_dense`` times their cosine.
     Articles in ``exclude`` are left out (evaluation asks questions with their article removed);
-    ``within`` limits the search to those articles.
+    ``within`` limits the search to those articles. ``lexical``: the result of
+    :func:`keyword_candidates` for the same question and ``exclude`` (without ``within``), when
+    the caller computed it already.
     """
     if not view.chunk_count:
         return []
     query = query_vectors[main]
-    use_lexical = settings.weight_lexical > 0 and language in settings.lexical_languages
-    dense, lexical = _candidates(view, main, query, question, use_lexical, settings.candidates, exclude, within)
+    use_lexical = uses_keywords(settings, language)
+    dense, lexical = _candidates(view, main, query, question, use_lexical, settings.candidates, exclude, within, lexical if within is None else None)
     ids = sorted(set(dense) | set(lexical))
     if not ids:
         return []
