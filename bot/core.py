@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.errors import EmptyCorpus, EmptyQuestion, FetchFailed, NoPreviousAnswer, QuestionTooLong, UnknownArticle
-from bot.answering import CANDIDATES, asks_something, decide, newest_first
+from bot.answering import CANDIDATES, asks_something, decide, latest_first
 from bot.memory import ConversationMemory, memory_for
 from bot.scope import NEWS, SOFT, Scope, normalise_outlet, read_scope
 from bot.models import AddedArticle, Answer, ArticleInfo, ArticlePage, FeedInfo, IngestReport, More, PollReport, Sources, Summary
@@ -106,8 +106,12 @@ class Bron:
             # "Wat gebeurde er gisteren?": nothing to judge an answer by but the period or outlet,
             # so the best passages of the articles in scope are the news asked for.
             answer = Answer(question, language, ranked[: self.config.retrieval.top_k], ranked[self.config.retrieval.top_k :])
-        shown = newest_first(answer.passages, self.library.answerability.threshold) if scope.latest else answer.passages
-        return Answer(question, language, shown, answer.more, **limits)
+        shown, more = answer.passages, answer.more
+        if scope.latest:
+            shown, older = latest_first(shown, ranked, self.library.answerability.threshold)
+            quoted = {(p.article.id, p.start) for p in shown}
+            more = older + [p for p in more if (p.article.id, p.start) not in quoted]
+        return Answer(question, language, shown, more, **limits)
 
     def more(self, conversation: str = "default") -> More:
         """The last answer's quotes in full, and the other passages that came close."""

@@ -199,6 +199,44 @@ def test_latest_is_not_led_by_a_newer_report_that_does_not_answer(make_bron, tmp
     assert not answer.abstained and "130 kilometer" in answer.passages[0].text
 
 
+def _story_and_update(folder: Path, left_out: int) -> None:
+    """A report and a follow-up two days later: the same text without paragraph ``left_out``."""
+    paragraphs = [
+        "Een zware storm raasde over Zeeland. De brandweer rukte meer dan tweehonderd keer uit.",
+        "In Vlissingen werden windstoten van 130 kilometer per uur gemeten.",
+        "Het stadspark van Middelburg blijft voorlopig gesloten voor publiek.",
+    ]
+    _write(folder, "a.md", "Storm raast over Zeeland", "NOS", "2024-12-01", "\n\n".join(paragraphs))
+    _write(folder, "b.md", "Storm in Zeeland, de stand", "NOS", "2024-12-03",
+           "\n\n".join(p for i, p in enumerate(paragraphs) if i != left_out))
+
+
+def test_latest_leads_with_the_newer_report_that_repeats_the_answer(make_bron, tmp_path: Path) -> None:
+    folder = tmp_path / "repeated"
+    folder.mkdir()
+    _story_and_update(folder, left_out=2)
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    answer = bron.answer("Laatste nieuws: hoe hard waaide het in Vlissingen?", "s8")
+    lead = answer.passages[0]
+    assert lead.article.title == "Storm in Zeeland, de stand" and lead.text[lead.highlight[0] : lead.highlight[1]].startswith("In Vlissingen")
+    # The older report of the same sentence leaves the reply (one /more away), the plain question keeps both.
+    # The older report of the same sentence leaves the reply, one /more away.
+    assert all(p.article.title == "Storm in Zeeland, de stand" for p in answer.passages if "130 kilometer" in p.text)
+    assert any(p.article.title == "Storm raast over Zeeland" and "130 kilometer" in p.text for p in answer.more)
+
+
+def test_latest_is_not_led_by_a_newer_report_without_the_answering_sentence(make_bron, tmp_path: Path) -> None:
+    folder = tmp_path / "lost"
+    folder.mkdir()
+    _story_and_update(folder, left_out=1)
+    bron = make_bron(folder)
+    bron.today = lambda: TODAY
+    answer = bron.answer("Latest news: how strong were the gusts in Vlissingen?", "s9")
+    assert not answer.abstained and answer.passages[0].article.title == "Storm raast over Zeeland"
+    assert "130 kilometer" in answer.passages[0].text
+
+
 def test_a_latest_phrase_is_not_searched_for() -> None:
     assert read_scope("Wat is het laatste nieuws over de kabinetscrisis?", TODAY).question == "Wat is over de kabinetscrisis?"
     assert read_scope("Latest news: who won the vote?", TODAY).question == "who won the vote?"
