@@ -36,7 +36,7 @@ from embeddings.retriever import Settings, keyword_candidates, retrieve, uses_ke
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
-from embeddings.storage.compact import BackgroundMerges, compact
+from embeddings.storage.compact import BackgroundMerges, merge_segments
 from embeddings.storage.store import Store, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -566,7 +566,7 @@ class Library:
         if not self.embedded:
             return
         try:
-            compact(self.store)
+            merge_segments(self.store)
         except (StoreWriteError, OSError) as err:
             log.warning("merging segments in %s failed: %s; the index is unchanged", self.data_dir, getattr(err, "reason", err))
         self.refresh(force=True)

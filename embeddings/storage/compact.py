@@ -29,7 +29,7 @@ NICENESS = 10
 LOG_NAME = "merge.log"
 
 
-def compact(store: Store, wait: bool = True) -> int:
+def merge_segments(store: Store, wait: bool = True) -> int:
     """Drop segments with nothing live and merge while there are candidates; returns merges done.
 
     Holds the merge lock, never the writers' lock. ``wait=False`` returns 0 at once when another
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s holds no library; nothing to merge", data_dir)
         return 1
     try:
-        compact(Store(data_dir))
+        merge_segments(Store(data_dir))
     except (StoreWriteError, OSError) as err:
         log.warning("merging segments in %s failed: %s; the index is unchanged", data_dir, getattr(err, "reason", err))
         return 1
