@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from bot.models import ArticleInfo, IngestReport, Passage
 from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
@@ -30,6 +29,7 @@ from embeddings.documents import Document
 from embeddings.e5 import NAMES as E5_NAMES
 from embeddings.e5 import default_precision, precision_of
 from embeddings.errors import DataDirError, IndexWriteFailed
+from embeddings.models import ArticleInfo, IngestReport, Passage
 from embeddings.retriever import Settings, retrieve
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
