@@ -37,7 +37,7 @@ from embeddings.storage.rows import ArticleRow
 from embeddings.storage.store import Store, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
-    from bot.config import Config
+    from embeddings.settings import Config
 
 log = logging.getLogger(__name__)
 
