@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+# The errors that embeddings/ raises live there (the bottom layer); re-exported here, the same class
+# objects, so `except DataDirError` in bot/ catches what embeddings/ raises.
+from embeddings.errors import BronError, ConfigError, DataDirError, IndexWriteFailed, StorageUnavailable  # noqa: F401
 
-class BronError(Exception):
-    """Base class: ``key`` names a message in :mod:`bot.texts`, ``params`` fill it in."""
-
-    key = "error"
-
-    def __init__(self, **params: object) -> None:
-        super().__init__(f"{self.key} {params}" if params else self.key)
-        self.params = params
+__all__ = [
+    "BronError", "ConfigError", "DataDirError", "EmptyCorpus", "EmptyQuestion", "FetchFailed", "IndexWriteFailed",
+    "NoPreviousAnswer", "QuestionTooLong", "StorageUnavailable", "UnknownArticle",
+]
 
 
 class EmptyQuestion(BronError):
@@ -37,23 +36,3 @@ class FetchFailed(BronError):
     """A web page that could not be added; ``reason`` says why (timeout, HTTP 404, robots.txt, ...)."""
 
     key = "fetch_failed"
-
-
-class IndexWriteFailed(BronError):
-    """An ingest could not save the new index (disk full, permissions); the previous one still answers."""
-
-    key = "index_write_failed"
-
-
-class StorageUnavailable(BronError):
-    """The shared database (postgres backend) stayed unreachable for ``storage.retry_seconds``."""
-
-    key = "storage_unavailable"
-
-
-class ConfigError(Exception):
-    """A bad configuration value; the message names the key and the fix."""
-
-
-class DataDirError(ConfigError):
-    """A data directory that cannot be used, or whose index cannot be read; the message names it and the fix."""

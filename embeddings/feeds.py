@@ -25,10 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.models import FeedInfo, PollReport
 from embeddings.extract import clean_url
 from embeddings.fetch import FEED_TYPES, Fetcher, FetchError
 from embeddings.library import ProgressArg
+from embeddings.models import FeedInfo, PollReport
 from embeddings.web import WebSources, is_web_address
 
 log = logging.getLogger(__name__)

@@ -24,23 +24,23 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from bot.errors import DataDirError, IndexWriteFailed
-from bot.models import ArticleInfo, IngestReport, Passage
 from embeddings import ingest as ingesting
 from embeddings.answering.judge import ArticleWords, judge
 from embeddings.answering.model import AnswerabilityModel
 from embeddings.documents import Document
 from embeddings.e5 import NAMES as E5_NAMES
 from embeddings.e5 import default_precision, precision_of
+from embeddings.errors import DataDirError, IndexWriteFailed
+from embeddings.models import ArticleInfo, IngestReport, Passage
 from embeddings.retriever import Settings, keyword_candidates, retrieve, uses_keywords
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.migrate import finish, legacy_layout, migrate
-from embeddings.storage.rows import ArticleRow
 from embeddings.storage.compact import BackgroundMerges, merge_segments
+from embeddings.storage.rows import ArticleRow
 from embeddings.storage.store import Store, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
-    from bot.config import Config
+    from embeddings.settings import Config
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.models import IngestReport
 from embeddings.documents import text_fingerprint, Document
 from embeddings.extract import ExtractError, clean_url, extract_article
 from embeddings.fetch import HTML_TYPES, PDF_TYPES, Fetcher, FetchError, FetchSettings
 from embeddings.library import Library, ProgressArg
+from embeddings.models import IngestReport
 from embeddings.pdf import PdfError, read_pdf
 
 log = logging.getLogger(__name__)

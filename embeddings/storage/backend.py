@@ -24,7 +24,7 @@ import numpy as np
 from embeddings.storage.rows import ArticleRow, ChunkRow, SentenceRow
 
 if TYPE_CHECKING:
-    from bot.config import Config
+    from embeddings.settings import Config
     from embeddings.storage.store import Fresh
 
 BACKENDS = ("embedded", "postgres")

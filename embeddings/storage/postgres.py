@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from embeddings.documents import text_fingerprint
+from embeddings.errors import StorageUnavailable
 from embeddings.storage.bm25 import B, K1, MAX_TERM
 from embeddings.storage.database import day_after
 from embeddings.storage.rows import ArticleRow, ChunkRow, SentenceRow
@@ -241,8 +242,6 @@ def _vec(v: np.ndarray) -> np.ndarray:
 
 def _unavailable(dsn: str, exc: Exception) -> Exception:
     """The error users are told about (the bots reply with its message) for a database gone too long."""
-    from bot.errors import StorageUnavailable
-
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     log.error("PostgreSQL database %s unreachable: %s", redact(dsn), text)
     return StorageUnavailable()
@@ -289,7 +288,7 @@ class PgDatabase:
     def run(self, work: Callable[[Any], Any], retry_seconds: float | None = None):
         """``work(connection)`` on a pooled connection, retried while the server is unreachable
         (a connection the server dropped is discarded by the pool, and the idle ones are checked);
-        :class:`~bot.errors.StorageUnavailable` once it stayed unreachable for ``retry_seconds``."""
+        :class:`~embeddings.errors.StorageUnavailable` once it stayed unreachable for ``retry_seconds``."""
         psycopg = _psycopg()
         deadline = time.monotonic() + (self.retry_seconds if retry_seconds is None else retry_seconds)
         pause = 0.1
