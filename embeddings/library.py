@@ -264,7 +264,7 @@ class Library:
         return self._view
 
     @property
-    def snapshot(self) -> View:
+    def snapshot(self) -> ViewBackend:
         """The current view under its former name (tools written for whole-index snapshots read
         ``.snapshot.name`` to tell states apart; a view's name changes with every commit)."""
         return self.view

@@ -9,9 +9,7 @@ canonical URL updates the article in place, and the same text under another addr
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

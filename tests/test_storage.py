@@ -4,7 +4,6 @@ other processes seeing an ingest, and BM25 over segments scoring as one index.""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 import threading

@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import numpy as np
 
 from embeddings.documents import Document, text_fingerprint
 from embeddings.lexical import tokenize
