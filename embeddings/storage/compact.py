@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICENESS)
     except OSError:
         pass
+    try:
+        # Linux: the CPU only when nothing else wants it (a question's two threads take both cores
+        # of a small machine for a moment).
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
     data_dir = Path(args[0])
     if not Store.exists(data_dir):
         log.warning("%s holds no library; nothing to merge", data_dir)
