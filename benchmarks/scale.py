@@ -13,7 +13,7 @@ process per figure and prints one JSON line per size: disk, open time (CPU and w
 open, query p50/p95 (real e5 queries of newsqa-dev questions through Library.rank, encoding
 included, CPU and wall; measured after as many other questions, whose own figures are ``first_*``),
 the same questions while a background merge runs (``merging_*``, and the merge's own wall, CPU and
-peak RSS), the cost of adding 1 and 100 real articles (wall, CPU beyond embedding,
+peak RSS; each such run adds one stand-in article to DIR), the cost of adding 1 and 100 real articles (wall, CPU beyond embedding,
 bytes written, peak RSS) and an ``articles`` page. Figures are medians of ``--runs`` runs with their
 range; the load average is printed with them.
 """

@@ -567,7 +567,7 @@ class Library:
             return
         try:
             merge_segments(self.store)
-        except (StoreWriteError, OSError) as err:
+        except (StoreWriteError, OSError, sqlite3.Error) as err:
             log.warning("merging segments in %s failed: %s; the index is unchanged", self.data_dir, getattr(err, "reason", err))
         self.refresh(force=True)
 
@@ -587,42 +587,49 @@ class Library:
                     items.append((a.id, Document(a.key, a.title, a.text, a.outlet, a.date, a.url, a.language, a.origin)))
             if items:
                 self._commit(items, [], progress)
-        self.compact()
+        self._compact_later()
 
     def _complete(self, progress: ProgressArg) -> None:
         """Add passage vectors of newly wanted encoders to every segment, embedding the live passages
         with those encoders only (nothing else is re-embedded)."""
-        view = self.view
         callback = progress_callback(progress)
         if not self.embedded:
-            self._complete_shared(view, callback)
+            self._complete_shared(self.view, callback)
             return
-        for seg in list(view.segments):
-            missing = [e for e in self.encoders if e.name not in seg.chunk_vectors]
-            if not missing:
-                continue
-            rows: list[int] = []
-            texts: list[str] = []
-            for article_id in np.unique(np.asarray(seg.chunk_article)):
-                article = view.article(int(article_id)) if int(view.live[article_id]) == seg.number else None
-                if article is None:
-                    continue
-                for r in seg.article_rows(int(article_id), "chunk"):
-                    start, end = seg.chunk_span[r]
-                    rows.append(r)
-                    texts.append(article.text[int(start) : int(end)])
-            extra = {}
-            for encoder in missing:
-                full = np.zeros((seg.chunks, encoder.dim), dtype="float32")
-                for i in range(0, len(texts), ingesting.BATCH):
-                    full[rows[i : i + ingesting.BATCH]] = encoder.encode(texts[i : i + ingesting.BATCH])
-                    if callback:
-                        callback(min(i + ingesting.BATCH, len(texts)), len(texts))
-                extra[encoder.name] = full
-            with self.store.merge_lock():
-                self.store.merge([seg.number], extra={seg.number: extra})
-        self.store.set_settings(self._settings_meta())
+        # The merge lock for the whole pass: a background merge must not fold a segment into another
+        # while its new vectors are being computed (they would be dropped with it).
+        with self.store.merge_lock():
+            self.refresh(force=True)
+            view = self.view
+            for seg in list(view.segments):
+                self._complete_segment(view, seg, callback)
+            self.store.set_settings(self._settings_meta())
         self.refresh(force=True)
+
+    def _complete_segment(self, view: ViewBackend, seg, callback) -> None:
+        """Rewrite one segment with the missing encoders' vectors of its live passages."""
+        missing = [e for e in self.encoders if e.name not in seg.chunk_vectors]
+        if not missing:
+            return
+        rows: list[int] = []
+        texts: list[str] = []
+        for article_id in np.unique(np.asarray(seg.chunk_article)):
+            article = view.article(int(article_id)) if int(view.live[article_id]) == seg.number else None
+            if article is None:
+                continue
+            for r in seg.article_rows(int(article_id), "chunk"):
+                start, end = seg.chunk_span[r]
+                rows.append(r)
+                texts.append(article.text[int(start) : int(end)])
+        extra = {}
+        for encoder in missing:
+            full = np.zeros((seg.chunks, encoder.dim), dtype="float32")
+            for i in range(0, len(texts), ingesting.BATCH):
+                full[rows[i : i + ingesting.BATCH]] = encoder.encode(texts[i : i + ingesting.BATCH])
+                if callback:
+                    callback(min(i + ingesting.BATCH, len(texts)), len(texts))
+            extra[encoder.name] = full
+        self.store.merge([seg.number], extra={seg.number: extra})
 
     def _complete_shared(self, view: ViewBackend, callback) -> None:
         """Add the missing encoders' passage vectors in a shared database, article by article."""

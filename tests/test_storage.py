@@ -304,6 +304,37 @@ def test_ingest_leaves_merging_to_a_background_process(many_segments: Bron, tmp_
     assert len(library.articles()) == 12
 
 
+def test_a_killed_background_merge_leaves_nothing_behind_for_the_next_one(many_segments: Bron, config: Config) -> None:
+    """A merging process killed after writing its segment (e.g. by the kernel, out of memory) leaves
+    an unregistered folder; the bot keeps running, and the next merge deletes it."""
+    library = many_segments.library
+    data_dir = library.data_dir
+    script = """
+import os, signal, sys
+from pathlib import Path
+from embeddings.storage import compact
+from embeddings.storage.store import Store
+
+original = Store._write
+def die(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+Store._write = die
+compact.main([sys.argv[1]])
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    registered = {f"seg-{n:06d}" for n, _, _ in library.store.db.segments()}
+    left = {p.name for p in (data_dir / "segments").iterdir()} - registered
+    assert left, "the killed merge wrote nothing"
+    library.compact()  # the same process: no reopening, so no clean-up at start
+    registered = {f"seg-{n:06d}" for n, _, _ in library.store.db.segments()}
+    assert {p.name for p in (data_dir / "segments").iterdir()} == registered
+    assert len(library.view.segments) <= 8 and len(library.articles()) == 11
+    _consistent(library)
+
+
 def test_updated_and_removed_articles_leave_the_search_and_rotten_segments_are_rewritten(
     make_bron: Callable[..., Bron], tmp_path: Path
 ) -> None:

@@ -10,15 +10,18 @@ priority, and a command-line ingest can exit while it goes on.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import embeddings
-from embeddings.storage.store import Store, StoreWriteError
+from embeddings.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -27,26 +30,45 @@ MAX_ROUNDS = 8
 # The merging process's nice value: answers and ingests on a shared machine go first.
 NICENESS = 10
 LOG_NAME = "merge.log"
+WAIT_LOCK = "merge-wait.lock"
 
 
-def merge_segments(store: Store, wait: bool = True) -> int:
+def merge_segments(store: Store, wait: bool = True, heavy: Callable[[], AbstractContextManager] | None = None) -> int:
     """Drop segments with nothing live and merge while there are candidates; returns merges done.
 
     Holds the merge lock, never the writers' lock. ``wait=False`` returns 0 at once when another
-    merge is running (it will see the same candidates).
+    merge is running (it will see the same candidates). ``heavy``: see :meth:`Store.merge`.
     """
     with store.merge_lock(wait) as held:
-        if not held:
-            return 0
-        store.drop_empty()
-        done = 0
-        for _ in range(MAX_ROUNDS):
-            numbers = store.merge_candidates()
-            if not numbers:
-                break
-            store.merge(numbers)
-            done += 1
-        return done
+        return _merge_locked(store, heavy) if held else 0
+
+
+def _merge_locked(store: Store, heavy: Callable[[], AbstractContextManager] | None) -> int:
+    store.clean_merge_leftovers()
+    store.drop_empty()
+    done = 0
+    for _ in range(MAX_ROUNDS):
+        numbers = store.merge_candidates()
+        if not numbers or store.merge(numbers, heavy=heavy) is None:
+            break
+        done += 1
+    return done
+
+
+@contextmanager
+def idle_priority() -> Iterator[None]:
+    """This thread at the lowest CPU priority (Linux SCHED_IDLE) for the block: it runs only when
+    nothing else wants the CPU. Not around a database transaction: a starved holder of SQLite's
+    write lock would make every ingest wait."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 class BackgroundMerges:
@@ -66,8 +88,11 @@ class BackgroundMerges:
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
             with open(self.data_dir / LOG_NAME, "ab") as errors:
                 self._process = subprocess.Popen(
-                    [sys.executable, "-m", "embeddings.storage.compact", str(self.data_dir)],
+                    [sys.executable, "-m", "embeddings.storage.compact", str(self.data_dir.resolve())],
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=env,
+                    # From this package's folder: ``-m`` looks in the working directory first, which
+                    # could hold another checkout of Bron.
+                    cwd=root,
                     # Its own session: a Ctrl-C meant for the command that started it does not stop it.
                     start_new_session=True,
                 )
@@ -99,19 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICENESS)
     except OSError:
         pass
-    try:
-        # Linux: the CPU only when nothing else wants it (a question's two threads take both cores
-        # of a small machine for a moment).
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        pass
     data_dir = Path(args[0])
     if not Store.exists(data_dir):
         log.warning("%s holds no library; nothing to merge", data_dir)
         return 1
     try:
-        merge_segments(Store(data_dir))
-    except (StoreWriteError, OSError) as err:
+        # At most one merging process waits for the merge lock: ingests during a long merge each
+        # start one, and the merge in progress picks up their segments in its next round anyway.
+        with open(data_dir / WAIT_LOCK, "w") as waiting:
+            try:
+                fcntl.flock(waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            store = Store(data_dir)
+            with store.merge_lock():
+                fcntl.flock(waiting, fcntl.LOCK_UN)
+                _merge_locked(store, idle_priority)
+    except Exception as err:  # noqa: BLE001 - whatever it is, the index is unchanged: say so in merge.log
         log.warning("merging segments in %s failed: %s; the index is unchanged", data_dir, getattr(err, "reason", err))
         return 1
     return 0

@@ -72,6 +72,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._poll: sqlite3.Connection | None = None
         self._titles: bool | None = None
 
     @staticmethod
@@ -130,6 +131,7 @@ class Database:
                 except sqlite3.Error:
                     pass
             self._all.clear()
+            self._poll = None
         self._local = threading.local()
 
     @contextmanager
@@ -145,8 +147,15 @@ class Database:
         con.execute("COMMIT")
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits (cheap; polled by readers)."""
-        return int(self.connection().execute("PRAGMA data_version").fetchone()[0])
+        """Changes whenever another connection commits (cheap; polled by readers).
+
+        Read on one connection whatever the calling thread: each connection counts for itself, so
+        values read on two threads' connections cannot be compared (a change could go unseen)."""
+        with self._lock:
+            if self._poll is None:
+                self._poll = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+                self._all.append(self._poll)
+            return int(self._poll.execute("PRAGMA data_version").fetchone()[0])
 
     # -- meta ------------------------------------------------------------------------------------
 
@@ -255,10 +264,13 @@ class Database:
         """Number of articles."""
         return int(self.connection().execute("SELECT COUNT(*) FROM articles").fetchone()[0])
 
-    def live(self, since: int | None) -> tuple[list[tuple[int, int]], list[int], int]:
-        """((article id, segment) changed after version ``since`` (all if None), ids removed after it, version)."""
+    def live(self, since: int | None) -> tuple[list[tuple[int, int]], list[int], int, list[tuple[int, int, int]]]:
+        """((article id, segment) changed after version ``since`` (all if None), ids removed after it,
+        version, and the registered segments as :meth:`segments` gives them), read at one moment: a
+        merge committed between two separate reads would leave articles pointing at segments the
+        registry no longer lists."""
         con = self.connection()
-        con.execute("BEGIN")  # one consistent read of both tables
+        con.execute("BEGIN")  # one consistent read of the tables
         try:
             version = int(json.loads(con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]))
             if since is None:
@@ -267,9 +279,10 @@ class Database:
             else:
                 changed = con.execute("SELECT id, segment FROM articles WHERE version > ?", (since,)).fetchall()
                 gone = [r[0] for r in con.execute("SELECT article_id FROM removed WHERE version > ?", (since,))]
+            registered = con.execute("SELECT number, passages, dead FROM segments ORDER BY number").fetchall()
         finally:
             con.execute("COMMIT")
-        return changed, gone, version
+        return changed, gone, version, registered
 
     def segments(self) -> list[tuple[int, int, int]]:
         """(number, passages, dead passages) of every registered segment."""

@@ -7,6 +7,7 @@ Layout::
     segments/tmp-*      a segment being written; deleted by the next writer if a crash left it
     ingest.lock         one writer at a time, across processes
     merge.lock          one merge at a time; held by a merge for its whole length
+    merge-wait.lock     at most one merging process waits for merge.lock
     merge.log           what a background merge had to say (empty unless one failed)
 
 An ingest writes only what changed: a new segment for its new and changed articles, and in one
@@ -30,8 +31,8 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,10 @@ class Store:
         self.data_dir = data_dir
         self.segments_dir = data_dir / SEGMENTS
         self.db = Database(data_dir / DB_NAME)
+        try:
+            self._inode: int | None = os.stat(self.db.path).st_ino
+        except OSError:
+            self._inode = None
         self._loaded: dict[int, Segment] = {}
         self.broken: dict[int, str] = {}
 
@@ -151,7 +156,13 @@ class Store:
 
     def view(self, previous: View | None = None) -> View:
         """The current state; ``previous`` lets unchanged parts be reused."""
-        changed, gone, version = self.db.live(previous.version if previous is not None else None)
+        for _ in range(3):
+            changed, gone, version, registered = self.db.live(previous.version if previous is not None else None)
+            segments = [self._segment(number) for number, _, _ in registered]
+            # A segment that vanished between that read and opening it was merged away meanwhile (a
+            # damaged one is in ``broken``): read again, so its articles are not left out of this view.
+            if all(seg is not None or number in self.broken for seg, (number, _, _) in zip(segments, registered)):
+                break
         top = max([i for i, _ in changed] + [len(previous.live) - 1 if previous is not None else 0], default=0)
         live = np.zeros(top + 1, dtype="int64")
         if previous is not None:
@@ -161,20 +172,13 @@ class Store:
         for article_id in gone:
             if article_id < len(live):
                 live[article_id] = 0
-        registered = self.db.segments()
-        segments = []
-        chunks = 0
-        for number, passages, dead in registered:
-            seg = self._segment(number)
-            if seg is not None:
-                segments.append(seg)
-                chunks += passages - dead
+        chunks = sum(passages - dead for (_, passages, dead), seg in zip(registered, segments) if seg is not None)
         numbers = {n for n, _, _ in registered}
         for number in list(self._loaded):
             if number not in numbers:
                 del self._loaded[number]
         articles = int(np.count_nonzero(live))
-        return View(self.db, segments, live, version, articles, chunks)
+        return View(self.db, [seg for seg in segments if seg is not None], live, version, articles, chunks)
 
     def _segment(self, number: int) -> Segment | None:
         if number in self._loaded:
@@ -344,14 +348,22 @@ class Store:
             empty = [n for n, p, d in self.db.segments() if p - d <= 0]
             for number in empty:
                 con.execute("DELETE FROM segments WHERE number = ?", (number,))
-        for number in empty:
-            shutil.rmtree(self.segments_dir / segment_name(number), ignore_errors=True)
+        if self._same_database():
+            for number in empty:
+                shutil.rmtree(self.segments_dir / segment_name(number), ignore_errors=True)
 
-    def merge(self, numbers: Sequence[int], extra: dict[int, dict[str, np.ndarray]] | None = None) -> int | None:
-        """Merge segments ``numbers`` into one new segment (live rows only); returns its number.
+    def merge(
+        self, numbers: Sequence[int], extra: dict[int, dict[str, np.ndarray]] | None = None,
+        heavy: Callable[[], AbstractContextManager] | None = None,
+    ) -> int | None:
+        """Merge segments ``numbers`` into one new segment (live rows only); returns its number, or
+        None when one of them is no longer registered (merged meanwhile).
 
         The caller holds :meth:`merge_lock`, not the writers' lock: ingests may commit meanwhile.
         ``extra`` adds passage vectors of other encoders: {segment: {encoder: one row per passage row}}.
+        ``heavy`` wraps the long part (building and writing the segment), not the transactions: a
+        background merge lowers its priority there only, so it never holds the database's write lock
+        while starved of CPU.
         """
         segs = [self._segment(n) for n in numbers]
         if any(s is None for s in segs):
@@ -362,7 +374,14 @@ class Store:
             # Reserve the segment number and id ranges first (ids are never reused, so what the
             # merge leaves unused is only a gap), then read which articles live in the segments.
             with self.db.transaction() as con:
+                registered = {n for (n,) in con.execute(f"SELECT number FROM segments WHERE number IN ({marks})", tuple(numbers))}
+                if registered != set(numbers):
+                    return None  # merged by someone else since the caller looked
                 meta = self.db.meta(con)
+                if any(str(meta["sentence_encoder"]) not in s.encoders for s in segs):
+                    # Re-embedding after a change of encoder is under way: its new segments and the
+                    # old ones do not go together.
+                    raise StoreWriteError("the segments hold different encoders' vectors (re-embedding in progress)")
                 number = int(meta["next_segment"])
                 chunk_base, sentence_base = int(meta["next_chunk"]), int(meta["next_sentence"])
                 self.db.set_meta(con, {
@@ -376,8 +395,9 @@ class Store:
                     for (article_id,) in con.execute("SELECT id FROM articles WHERE segment = ?", (seg.number,))
                 ]
             owned.sort(key=lambda t: t[0])
-            data = _merged(owned, segs, chunk_base, sentence_base, extra or {})
-            written = self._write(number, data, str(meta["sentence_encoder"]))
+            with heavy() if heavy is not None else nullcontext():
+                data = _merged(owned, segs, chunk_base, sentence_base, extra or {})
+                written = self._write(number, data, str(meta["sentence_encoder"]))
             with self.db.transaction() as con:
                 meta = self.db.meta(con)
                 # Articles updated or removed since they were read are no longer in these segments:
@@ -396,9 +416,34 @@ class Store:
             if written is not None:
                 shutil.rmtree(written, ignore_errors=True)
             raise
-        for n in numbers:
-            shutil.rmtree(self.segments_dir / segment_name(n), ignore_errors=True)
+        if self._same_database():
+            for n in numbers:
+                shutil.rmtree(self.segments_dir / segment_name(n), ignore_errors=True)
         return number
+
+    def _same_database(self) -> bool:
+        """False when the data dir's database is no longer the file this store opened (the folder was
+        moved aside and a new library made in its place): then its folders are not ours to delete."""
+        try:
+            inode = os.stat(self.db.path).st_ino
+        except OSError:
+            return False
+        if self._inode is None:  # this store was opened before the library was created
+            self._inode = inode
+        return inode == self._inode
+
+    def clean_merge_leftovers(self) -> None:
+        """Delete what killed merges left: unregistered segment folders numbered below the next segment
+        number (an ingest in progress writes that number itself). The caller holds the merge lock."""
+        if not self.segments_dir.is_dir() or not self._same_database():
+            return
+        next_segment = int(self.db.meta()["next_segment"])
+        registered = {n for n, _, _ in self.db.segments()}
+        for folder in self.segments_dir.iterdir():
+            kind, _, rest = folder.name.partition("-")
+            digits = rest.split("-")[0]
+            if kind in ("seg", "tmp") and digits.isdigit() and int(digits) < next_segment and int(digits) not in registered:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def set_settings(self, settings: dict[str, object]) -> None:
         """Record embedding settings in the database's meta."""
