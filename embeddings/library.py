@@ -10,6 +10,7 @@ damaged segment is repaired by re-embedding its articles from their stored texts
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -32,10 +33,11 @@ from embeddings.e5 import NAMES as E5_NAMES
 from embeddings.e5 import default_precision, precision_of
 from embeddings.errors import DataDirError, IndexWriteFailed
 from embeddings.models import ArticleInfo, IngestReport, Passage
-from embeddings.retriever import Settings, keyword_candidates, retrieve, uses_keywords
+from embeddings.retriever import keyword_candidates, retrieve, uses_keywords
+from embeddings.settings import RetrievalConfig
 from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
-from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.compact import BackgroundMerges, merge_segments
+from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
 from embeddings.storage.store import Store, StoreError, StoreWriteError
 
@@ -366,13 +368,9 @@ class Library:
             raise KeyError(article_id)
         return row.text
 
-    def settings(self) -> Settings:
-        """Retrieval settings from the config."""
-        r = self.config.retrieval
-        return Settings(
-            r.top_k, r.candidates, r.weight_sentence, r.weight_article, r.weight_lexical, r.weight_dense,
-            tuple(r.lexical_languages), r.merge_chars, r.merge_depth,
-        )
+    def settings(self) -> RetrievalConfig:
+        """Retrieval settings: ``retrieval`` of the config."""
+        return self.config.retrieval
 
     @property
     def answerability(self) -> AnswerabilityModel:
@@ -402,7 +400,7 @@ class Library:
         wanted = self.encoders if self.config.retrieval.weight_dense else [main]
         settings = self.settings()
         if top_k is not None:
-            settings = Settings(**{**settings.__dict__, "top_k": top_k})
+            settings = dataclasses.replace(settings, top_k=top_k)
         exclude = frozenset(exclude)
         # The question is encoded on another thread while this one runs the keyword search, which
         # needs no vector: both release the interpreter lock (the encoders in C or torch, BM25 in

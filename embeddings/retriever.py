@@ -20,35 +20,18 @@ hit@1 from .777 to .801, with quotes of ~500 characters on average.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from embeddings.lexical import tokenize
+from embeddings.settings import RetrievalConfig
 from embeddings.storage.rows import ChunkRow
 from embeddings.storage.view import View
 
 # With ``within``, at most this many passages are scored directly; more are found by filtering.
 WITHIN_DIRECT = 20000
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Retrieval knobs (mirrors ``retrieval`` in config.yaml)."""
-
-    top_k: int = 3
-    candidates: int = 100
-    weight_sentence: float = 0.39
-    weight_article: float = 0.39
-    weight_lexical: float = 0.13
-    weight_dense: float = 0.0
-    lexical_languages: Sequence[str] = ("nl",)
-    # A passage right before or after a chosen one of the same article, and among the merge_depth
-    # best-scored passages, extends that quote (up to merge_chars characters) instead of taking a
-    # slot of its own, so the slot goes to the next candidate. 0 turns merging off.
-    merge_chars: int = 900
-    merge_depth: int = 10
 
 
 @dataclass(frozen=True)
@@ -67,12 +50,12 @@ class Hit:
     last: int
 
 
-def uses_keywords(settings: Settings, language: str) -> bool:
+def uses_keywords(settings: RetrievalConfig, language: str) -> bool:
     """True when BM25 scores count for a question in ``language``."""
     return settings.weight_lexical > 0 and language in settings.lexical_languages
 
 
-def keyword_candidates(view: View, question: str, settings: Settings, exclude: frozenset[int] = frozenset()) -> dict[int, float]:
+def keyword_candidates(view: View, question: str, settings: RetrievalConfig, exclude: frozenset[int] = frozenset()) -> dict[int, float]:
     """BM25 scores of the best keyword matches of ``question`` over the whole library: what
     :func:`retrieve` would find itself, computed ahead (it needs no query vector, so a caller can
     run it while the question is being encoded)."""
@@ -116,7 +99,7 @@ def retrieve(
     language: str,
     query_vectors: Mapping[str, np.ndarray],
     main: str,
-    settings: Settings,
+    settings: RetrievalConfig,
     exclude: frozenset[int] = frozenset(),
     within: Collection[int] | None = None,
     lexical: Mapping[int, float] | None = None,
@@ -168,7 +151,7 @@ def retrieve(
     return [Hit(cid, scores[cid], view.chunk(spans_of[cid][0]).start, view.chunk(spans_of[cid][1]).end, *spans_of[cid]) for cid in chosen]
 
 
-def _choose(view: View, scores: dict[int, float], settings: Settings, rows: dict[int, ChunkRow]) -> tuple[list[int], dict[int, list[int]]]:
+def _choose(view: View, scores: dict[int, float], settings: RetrievalConfig, rows: dict[int, ChunkRow]) -> tuple[list[int], dict[int, list[int]]]:
     """The top_k passages, best first, and for each the [first, last] passage id of its quote."""
     chosen: list[int] = []
     spans: dict[int, list[int]] = {}
