@@ -554,10 +554,14 @@ class Library:
         if not self.embedded:
             return
         try:
+            # Segments with nothing live left go at once (one short transaction): after a re-embed
+            # that is every old segment, which the search would otherwise still scan.
+            self.store.drop_empty()
             if self.store.needs_compaction():
                 self._merges.start()
         except (sqlite3.Error, OSError) as err:
             log.warning("cannot start merging segments in %s: %s", self.data_dir, err)
+        self.refresh(force=True)
 
     def compact(self) -> None:
         """Merge segments now, in this process (after a merge running elsewhere, if any)."""
