@@ -16,14 +16,16 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from pathlib import Path
 
 import embeddings
 from embeddings.storage.store import Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Merges per run at most (each merges up to MERGE_WIDTH segments); what is left waits for the next.
 MAX_ROUNDS = 8
@@ -33,42 +35,42 @@ LOG_NAME = "merge.log"
 WAIT_LOCK = "merge-wait.lock"
 
 
-def merge_segments(store: Store, wait: bool = True, heavy: Callable[[], AbstractContextManager] | None = None) -> int:
+def merge_segments(store: Store, wait: bool = True, run: Callable[[Callable[[], T]], T] | None = None) -> int:
     """Drop segments with nothing live and merge while there are candidates; returns merges done.
 
     Holds the merge lock, never the writers' lock. ``wait=False`` returns 0 at once when another
-    merge is running (it will see the same candidates). ``heavy``: see :meth:`Store.merge`.
+    merge is running (it will see the same candidates). ``run``: see :meth:`Store.merge`.
     """
     with store.merge_lock(wait) as held:
-        return _merge_locked(store, heavy) if held else 0
+        return _merge_locked(store, run) if held else 0
 
 
-def _merge_locked(store: Store, heavy: Callable[[], AbstractContextManager] | None) -> int:
+def _merge_locked(store: Store, run: Callable[[Callable[[], T]], T] | None) -> int:
     store.clean_merge_leftovers()
     store.drop_empty()
     done = 0
     for _ in range(MAX_ROUNDS):
         numbers = store.merge_candidates()
-        if not numbers or store.merge(numbers, heavy=heavy) is None:
+        if not numbers or store.merge(numbers, run=run) is None:
             break
         done += 1
     return done
 
 
-@contextmanager
-def idle_priority() -> Iterator[None]:
-    """This thread at the lowest CPU priority (Linux SCHED_IDLE) for the block: it runs only when
-    nothing else wants the CPU. Not around a database transaction: a starved holder of SQLite's
-    write lock would make every ingest wait."""
+def _idle() -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        pass  # not Linux: nice alone
+
+
+def at_idle_priority(work: Callable[[], T]) -> T:
+    """``work()`` on a thread of its own at the lowest CPU priority (Linux SCHED_IDLE: it runs only
+    when nothing else wants the CPU). A thread, because the policy is per thread and an unprivileged
+    one may not return from it: the database transactions stay on the caller's thread, at nice 10,
+    since a starved holder of SQLite's write lock would make every ingest wait."""
+    with ThreadPoolExecutor(max_workers=1, initializer=_idle, thread_name_prefix="bron-merge") as pool:
+        return pool.submit(work).result()
 
 
 class BackgroundMerges:
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             store = Store(data_dir)
             with store.merge_lock():
                 fcntl.flock(waiting, fcntl.LOCK_UN)
-                _merge_locked(store, idle_priority)
+                _merge_locked(store, at_idle_priority)
     except Exception as err:  # noqa: BLE001 - whatever it is, the index is unchanged: say so in merge.log
         log.warning("merging segments in %s failed: %s; the index is unchanged", data_dir, getattr(err, "reason", err))
         return 1

@@ -32,8 +32,9 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ from embeddings.storage.segment import RowFile, Segment, SegmentData, SegmentErr
 from embeddings.storage.view import View
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DB_NAME = "library.sqlite"
 SEGMENTS = "segments"
@@ -354,16 +356,16 @@ class Store:
 
     def merge(
         self, numbers: Sequence[int], extra: dict[int, dict[str, np.ndarray]] | None = None,
-        heavy: Callable[[], AbstractContextManager] | None = None,
+        run: Callable[[Callable[[], T]], T] | None = None,
     ) -> int | None:
         """Merge segments ``numbers`` into one new segment (live rows only); returns its number, or
         None when one of them is no longer registered (merged meanwhile).
 
         The caller holds :meth:`merge_lock`, not the writers' lock: ingests may commit meanwhile.
         ``extra`` adds passage vectors of other encoders: {segment: {encoder: one row per passage row}}.
-        ``heavy`` wraps the long part (building and writing the segment), not the transactions: a
-        background merge lowers its priority there only, so it never holds the database's write lock
-        while starved of CPU.
+        ``run(work)`` runs the long part (building and writing the segment; not the transactions) and
+        returns its result: a background merge runs it on a thread of low priority, so that it never
+        holds the database's write lock while starved of CPU.
         """
         segs = [self._segment(n) for n in numbers]
         if any(s is None for s in segs):
@@ -395,9 +397,12 @@ class Store:
                     for (article_id,) in con.execute("SELECT id FROM articles WHERE segment = ?", (seg.number,))
                 ]
             owned.sort(key=lambda t: t[0])
-            with heavy() if heavy is not None else nullcontext():
+
+            def build() -> tuple[SegmentData, Path]:
                 data = _merged(owned, segs, chunk_base, sentence_base, extra or {})
-                written = self._write(number, data, str(meta["sentence_encoder"]))
+                return data, self._write(number, data, str(meta["sentence_encoder"]))
+
+            data, written = run(build) if run is not None else build()
             with self.db.transaction() as con:
                 meta = self.db.meta(con)
                 # Articles updated or removed since they were read are no longer in these segments:
