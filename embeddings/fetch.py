@@ -24,6 +24,8 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
+from embeddings.settings import FetchConfig
+
 log = logging.getLogger(__name__)
 
 PROJECT_URL = "https://github.com/bron-bot/bron"
@@ -69,8 +71,8 @@ class FetchSettings:
     concurrency: int = 4
 
     @classmethod
-    def from_config(cls, fetch: Any) -> FetchSettings:
-        """Settings from ``config.fetch`` (a validated FetchConfig; an empty user_agent means the default)."""
+    def from_config(cls, fetch: FetchConfig) -> FetchSettings:
+        """Settings from ``config.fetch`` (an empty user_agent means the default)."""
         values = dataclasses.asdict(fetch)
         values["user_agent"] = values["user_agent"] or default_user_agent()
         return cls(**values)
