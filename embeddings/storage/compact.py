@@ -35,14 +35,11 @@ LOG_NAME = "merge.log"
 WAIT_LOCK = "merge-wait.lock"
 
 
-def merge_segments(store: Store, wait: bool = True, run: Callable[[Callable[[], T]], T] | None = None) -> int:
-    """Drop segments with nothing live and merge while there are candidates; returns merges done.
-
-    Holds the merge lock, never the writers' lock. ``wait=False`` returns 0 at once when another
-    merge is running (it will see the same candidates). ``run``: see :meth:`Store.merge`.
-    """
-    with store.merge_lock(wait) as held:
-        return _merge_locked(store, run) if held else 0
+def merge_segments(store: Store) -> int:
+    """Drop segments with nothing live and merge while there are candidates, in this process (after
+    a merge running elsewhere); returns merges done. Holds the merge lock, never the writers' lock."""
+    with store.merge_lock():
+        return _merge_locked(store, None)
 
 
 def _merge_locked(store: Store, run: Callable[[Callable[[], T]], T] | None) -> int:
