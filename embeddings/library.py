@@ -560,7 +560,7 @@ class Library:
             # Segments with nothing live left go at once (one short transaction): after a re-embed
             # that is every old segment, which the search would otherwise still scan.
             self.store.drop_empty()
-            if self.store.needs_compaction():
+            if self.store.merge_candidates():
                 self._merges.start()
         except (sqlite3.Error, OSError) as err:
             log.warning("cannot start merging segments in %s: %s", self.data_dir, err)

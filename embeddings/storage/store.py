@@ -321,10 +321,6 @@ class Store:
 
     # -- merging ---------------------------------------------------------------------------------
 
-    def needs_compaction(self) -> bool:
-        """True when a segment has nothing live or :meth:`merge_candidates` has something to merge."""
-        return any(p - d <= 0 for _, p, d in self.db.segments()) or bool(self.merge_candidates())
-
     def merge_candidates(self) -> list[int]:
         """Segments to merge now (empty: nothing to do)."""
         segs = self.db.segments()
