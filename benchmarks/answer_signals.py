@@ -3,12 +3,16 @@ then cross-validate signal sets by article over several fold splits.
 
     python benchmarks/answer_signals.py collect ../shared/data/newsqa-dev signals.json.gz [--data-dir D]
     python benchmarks/answer_signals.py cv signals.json.gz [--seeds 1,2,3,4,5,13] [--false-abstain 0.035]
+    python benchmarks/answer_signals.py ceiling signals.json.gz
 
 ``collect`` ingests the folder into ``D/calibrate-index`` (kept, so a second run only asks; ~2 min
 the first time on a quiet 2-core machine) and stores, per question asked (present, removed,
 unanswerable), each candidate sentence with its signals, its text, the sentence before it and the
 answer label. ``cv`` rebuilds what ``bron calibrate`` fits from that file and prints the reader
-figures of ``bron eval``, averaged over fold splits.
+figures of ``bron eval``, averaged over fold splits. ``ceiling`` fits the shipped signals on every
+question and scores those same questions (no cross-validation: an upper bound of what any weighting
+of these signals can reach), and prints how many removed and unanswerable questions the model
+declines at several rates of false abstention, in sample and out of fold.
 
 Why several splits: with 40 answering articles, one split of them into 5 folds moves each figure by
 one to four questions (±.01–.04) against another; a signal that wins on the split `bron eval` uses
@@ -130,6 +134,35 @@ def cross_validated(asked: Sequence[Asked], seed: int, false_abstain: float) -> 
     return figures(judged)
 
 
+def declined_at(best: Sequence[tuple[Asked, float]], false_abstain: float) -> tuple[float, float]:
+    """(removed, unanswerable) declined when the threshold lets ``false_abstain`` of the present
+    questions be declined; ``best`` pairs each question with its best sentence's probability."""
+    present = sorted(p for a, p in best if a.kind == "present")
+    threshold = present[int(np.floor(false_abstain * len(present)))] if present else 0.5
+    removed = [p < threshold for a, p in best if a.kind == "removed"]
+    unanswerable = [p < threshold for a, p in best if a.kind == "unanswerable"]
+    return statistics.fmean(removed or [0]), statistics.fmean(unanswerable or [0])
+
+
+def ceiling(asked: Sequence[Asked], false_abstain: float, seed: int = 13) -> None:
+    """Print the in-sample figures and the decline rates at several false-abstention rates."""
+    model = fit(asked, false_abstain)
+    inside = figures([(a, model) for a in asked])
+    print("in sample (fitted and scored on the same questions):")
+    for key in SHOWN:
+        print(f"  {key:24s} {inside[key]:.3f}")
+    outside: list[tuple[Asked, float]] = []
+    for test in folds(asked, 5, seed):
+        m = fit([a for a in asked if a.group not in test], false_abstain)
+        outside += [(a, calibrate.best_probability(m, a)) for a in asked if a.group in test]
+    in_sample = [(a, calibrate.best_probability(model, a)) for a in asked]
+    print("declined (removed / unanswerable) when a share of the answerable questions is declined too:")
+    for rate in (0.035, 0.10, 0.20, 0.30):
+        r_in, u_in = declined_at(in_sample, rate)
+        r_out, u_out = declined_at(outside, rate)
+        print(f"  false abstention {rate:.3f}: in sample {r_in:.3f} / {u_in:.3f}, out of fold {r_out:.3f} / {u_out:.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--false-abstain", type=float, default=FALSE_ABSTAIN)
     p.add_argument("--no-extra", action="store_true", help="the shipped signals only")
     p.add_argument("--extra-lead-only", action="store_true", help="the extra signals weigh in the lead score only")
+    p = sub.add_parser("ceiling")
+    p.add_argument("cache", type=Path)
+    p.add_argument("--false-abstain", type=float, default=FALSE_ABSTAIN)
     args = parser.parse_args(argv)
     if args.command == "collect":
         if args.data_dir:
@@ -153,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with gzip.open(args.cache, "rt", encoding="utf-8") as f:
         data = json.load(f)
+    if args.command == "ceiling":
+        ceiling(asked_of(data, None), args.false_abstain)
+        return 0
     asked = asked_of(data, None if args.no_extra else extra_signals)
     shipped = len(FEATURES)
     width = next((a.x.shape[1] for a in asked if len(a.x)), shipped)
