@@ -244,18 +244,19 @@ class Bron:
 
     def find_article(self, ref: str) -> ArticleInfo:
         """The article whose number is ``ref``, or whose title contains all of ``ref``'s words."""
-        ref = ref.strip().lstrip("#")
+        typed = ref.strip()  # the reply names what the user typed: "/summary #" is not article ''
+        ref = typed.lstrip("#")
         if is_number(ref):
             found = self.library.article(int(ref))
             if found:
                 return found
-            raise UnknownArticle(ref=ref)
+            raise UnknownArticle(ref=typed)
         words = ref.lower().split()
         if not words:
-            raise UnknownArticle(ref=ref)
+            raise UnknownArticle(ref=typed)
         matches = self.library.page(0, 1, title_words=words)
         if not matches:
-            raise UnknownArticle(ref=ref)
+            raise UnknownArticle(ref=typed)
         return matches[0]
 
     def _last_article(self, conversation: str) -> ArticleInfo:

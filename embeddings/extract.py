@@ -39,8 +39,38 @@ _PRUNE = [
 ]
 
 
+# libxml2 (under trafilatura's parser) stops reading a page nested deeper than 256 elements and
+# drops the rest without an error: an article inside 300 <div>s came out as "no article text". A
+# tree that reaches this depth is parsed again with huge_tree, which follows up to 2,048 levels.
+_CUT_DEPTH = 255
+_TOO_DEEP = "Excessive depth in document"
+
+
 class ExtractError(Exception):
     """A page from which no article could be extracted; the message says why."""
+
+
+def _reached_cut(tree) -> bool:
+    """True when some element sits as deep as libxml2's default limit lets it (the page may go on below)."""
+    return bool(tree.xpath(f"boolean(//*[count(ancestor::*) >= {_CUT_DEPTH}])"))
+
+
+def _parse_deep(markup: str | bytes):
+    """The page parsed with libxml2's depth limit raised; ExtractError when it is deeper still."""
+    import lxml.html
+    from trafilatura.utils import decode_file
+
+    text = markup if isinstance(markup, str) else decode_file(markup)
+    options = {"huge_tree": True, "remove_comments": True, "remove_pis": True, "collect_ids": False, "default_doctype": False}
+    parser = lxml.html.HTMLParser(**options)
+    try:
+        tree = lxml.html.fromstring(text, parser=parser)
+    except ValueError:  # a str that declares its encoding: lxml wants bytes then
+        parser = lxml.html.HTMLParser(encoding="utf-8", **options)
+        tree = lxml.html.fromstring(text.encode("utf-8"), parser=parser)
+    if any(_TOO_DEEP in error.message for error in parser.error_log):
+        raise ExtractError("the page nests elements too deeply (over 2,048 levels) to read all of its text")
+    return tree
 
 
 def clean_url(url: str) -> str:
@@ -92,6 +122,8 @@ def extract_article(markup: str | bytes, url: str, hints: dict[str, str] | None 
     tree = trafilatura.load_html(markup)
     if tree is None:
         raise ExtractError("the page is not readable HTML")
+    if _reached_cut(tree):
+        tree = _parse_deep(markup)
     language, site_name = _page_language(tree), _site_name(tree)
     found = trafilatura.bare_extraction(
         tree,

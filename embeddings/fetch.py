@@ -397,6 +397,12 @@ class Fetcher:
             return Page(url, str(r.url), 304, ctype, charset, b"", kept)
         if r.status_code >= 400:
             raise FetchError(f"HTTP {r.status_code} {r.reason_phrase}".strip(), r.status_code)
+        if r.status_code in _REDIRECTS:
+            # A redirect with a Location never gets here (the response hook follows it). Without one,
+            # its body is the server's "moved" note, not the page: reading it as the article gave
+            # "no article text found", or indexed the note.
+            status = f"HTTP {r.status_code} {r.reason_phrase}".strip()
+            raise FetchError(f"{status}: a redirect without a Location header, so there is no page to follow", r.status_code)
         if accept and ctype and ctype not in accept:
             raise FetchError(f"not a supported page type ({ctype})", r.status_code)
         declared = r.headers.get("content-length", "")

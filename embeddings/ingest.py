@@ -69,13 +69,25 @@ def plan(library_db, docs: list[Document], scanned: list[Path], skipped: list[tu
     documents' keys and the scanned folders are looked up, never the whole library.
     """
     seen: dict[str, Document] = {}
+    replaced: list[tuple[str, str]] = []
     for doc in docs:
+        earlier = seen.get(doc.key)
+        # Two different articles under one key (a JSONL file reusing an id) cannot both be kept; the
+        # left-out one is reported, or it would vanish without a word. The same file given twice
+        # yields identical copies: nothing to say.
+        if earlier is not None and earlier.content_hash != doc.content_hash:
+            ident = doc.extra.get("id") or doc.key
+            replaced.append(
+                (doc.origin or doc.key, f"{earlier.title!r} and {doc.title!r} have the same id {ident!r}; only the later one was kept (give each article its own id)")
+            )
         seen[doc.key] = doc  # a later copy of the same key wins
     stored = library_db.by_keys(list(seen))
     add = [d for k, d in seen.items() if k not in stored]
     update = [(stored[k][0], d) for k, d in seen.items() if k in stored and stored[k][1] != d.content_hash]
     unchanged = sum(1 for k, d in seen.items() if k in stored and stored[k][1] == d.content_hash)
+    # Only unreadable sources count as failed (their articles stay); a replaced duplicate was read.
     failed = {where for where, _ in skipped if Path(where).exists()}
+    skipped = [*skipped, *replaced]
     remove: dict[int, None] = {}
     for root in scanned:
         for article_id, key, origin in library_db.under(str(root)):

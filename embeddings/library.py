@@ -39,7 +39,7 @@ from embeddings.storage.backend import StoreBackend, ViewBackend, open_store
 from embeddings.storage.compact import BackgroundMerges, merge_segments
 from embeddings.storage.migrate import finish, legacy_layout, migrate
 from embeddings.storage.rows import ArticleRow
-from embeddings.storage.store import Store, StoreError, StoreWriteError
+from embeddings.storage.store import DB_NAME, SEGMENTS, Store, StoreError, StoreWriteError
 
 if TYPE_CHECKING:
     from embeddings.settings import Config
@@ -163,6 +163,7 @@ class Library:
             if legacy_layout(self.data_dir):
                 migrate(self.data_dir)
             else:
+                self._refuse_orphaned_segments()
                 Store.create(self.data_dir)
         except StoreError as err:
             raise DataDirError(
@@ -170,6 +171,24 @@ class Library:
             ) from None
         except OSError as exc:
             raise DataDirError(f"cannot write to data dir {self.data_dir} ({exc.strerror or exc}).") from None
+
+    def _refuse_orphaned_segments(self) -> None:
+        """Stop when segments exist without the database that lists them.
+
+        Only a deleted or moved library.sqlite leaves them (a new library renames its database into
+        place before any segment is written). Starting afresh would show an index with nothing in it
+        (or only the bundled article) without a word, and the cleaning at start would then delete
+        every segment as unregistered.
+        """
+        segments_dir = self.data_dir / SEGMENTS
+        found = sorted(p.name for p in segments_dir.glob("seg-*")) if segments_dir.is_dir() else []
+        if found:
+            raise DataDirError(
+                f"data dir {self.data_dir}: {DB_NAME} is missing, but {SEGMENTS}/ holds {len(found)} segment folder(s) "
+                f"({', '.join(found[:3])}{', …' if len(found) > 3 else ''}) of an index whose database (the article texts "
+                f"and the list of segments) was deleted or moved. Restore {DB_NAME} from a backup, or move the data dir "
+                f"aside and build a new index with `bron ingest PATH`."
+            )
 
     def _check(self) -> None:
         try:

@@ -193,9 +193,12 @@ def load_markdown(path: Path) -> Document:
 
 def load_html(path: Path) -> Document:
     """An HTML article: title from <title>/<h1>, paragraphs from block elements; broken markup tolerated."""
-    from embeddings.html_text import html_to_article
+    from embeddings.html_text import HTMLTooDeepError, html_to_article
 
-    title, body, meta = html_to_article(_read_text(path))
+    try:
+        title, body, meta = html_to_article(_read_text(path))
+    except HTMLTooDeepError as exc:
+        raise LoadError(str(exc)) from None
     if not body.strip():
         raise LoadError("no article text found in the HTML")
     where = display_path(path)

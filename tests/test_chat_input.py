@@ -22,6 +22,7 @@ def test_superscript_and_arabic_digits_are_not_article_numbers(bron: Bron) -> No
     chat = ChatSession(bron, "t-digits")
     assert "Ik ken geen artikel '²'" in chat.handle("/summary ²")[0]
     assert "Ik ken geen artikel '١'" in chat.handle("/summary ١")[0]
+    assert "Ik ken geen artikel '#'" in chat.handle("/summary #")[0], "not article ''"
     assert "pagina 1 van 1" in chat.handle("/articles ²")[0]
     assert "pagina 1 van 1" in chat.handle("/articles 99999999999999999999")[0]
 

@@ -151,6 +151,17 @@ def test_a_damaged_database_stops_with_exit_78_and_deletes_nothing(data: Path, c
     assert _segments(data) == ["seg-000001", "seg-000002"], "nothing is deleted"
 
 
+def test_a_deleted_database_stops_with_exit_78_instead_of_starting_empty(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `bron articles` listed only the bundled article (a new index) and deleted both segments.
+    (data / "library.sqlite").unlink()
+    assert cli.main(["--config", CONFIG, "-q", "--data-dir", str(data), "articles"]) == 78
+    err = capsys.readouterr().err
+    assert "library.sqlite is missing" in err and "Restore library.sqlite from a backup" in err
+    assert "Traceback" not in err
+    assert _segments(data) == ["seg-000001", "seg-000002"], "nothing is deleted"
+    assert not (data / "library.sqlite").exists(), "no new, empty index is made in its place"
+
+
 def test_a_segment_no_transaction_registered_is_deleted_at_start(data: Path, config: Config, encoders: list) -> None:
     shutil.copytree(data / "segments" / "seg-000002", data / "segments" / "seg-000007")
     (data / "segments" / "tmp-000008-1").mkdir()

@@ -56,6 +56,32 @@ def test_deeply_nested_front_matter_is_refused_with_a_reason(tmp_path: Path) -> 
     assert not docs and len(errors) == 1 and "front matter" in errors[0]
 
 
+# -- deeply nested HTML: libxml2 stops at 256 levels and drops the rest --------------------------------
+
+
+@pytest.mark.parametrize("depth", [300, 2000])
+def test_html_nested_a_few_hundred_levels_keeps_its_article_text(tmp_path: Path, depth: int) -> None:
+    page = "<html><body>" + "<div>" * depth + "<p>" + GOOD + "</p>" + "</div>" * depth + "</body></html>"
+    docs, errors = _load(_write(tmp_path, "diep.html", page))
+    assert not errors and len(docs) == 1 and "twaalfduizend fietsen" in docs[0].text
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><body>" + "<div>" * 100_000 + "<p>" + GOOD + "</p>" + "</div>" * 100_000 + "</body></html>",
+        "<html><body><article><h1>Citaten</h1>" + "".join(f"<blockquote>laag {i} " for i in range(20_000)) + GOOD
+        + "</blockquote>" * 20_000 + "</article></body></html>",
+    ],
+    ids=["divs", "quotes"],
+)
+def test_html_nested_beyond_the_parser_is_refused_not_cut_short(tmp_path: Path, page: str) -> None:
+    # Before: the article came out empty ("no article text found") or as the first 256 levels of
+    # quotes without the article's own text, ingested as if complete.
+    docs, errors = _load(_write(tmp_path, "te-diep.html", page))
+    assert not docs and len(errors) == 1 and "too deeply" in errors[0]
+
+
 # -- bug 7: YAML alias expansion, giant titles ----------------------------------------------------
 
 LAUGHS = (

@@ -104,6 +104,20 @@ def test_bad_files_are_skipped_with_a_reason_and_lose_nothing(
     assert "in Turkije" in bron.answer(SEED_QUESTION_NL, "t").passages[0].text
 
 
+def test_two_jsonl_lines_with_one_id_are_reported_not_dropped_silently(make_bron: Callable[..., Bron], tmp_path: Path) -> None:
+    bron = make_bron()
+    rows = [
+        {"id": "7", "title": "Brug dicht", "text": "De brug over de IJssel bij Zwolle is tot maandag dicht voor onderhoud aan het wegdek."},
+        {"id": "7", "title": "Dijk hersteld", "text": "Het waterschap heeft de dijk bij Roermond binnen drie dagen hersteld, sneller dan verwacht."},
+    ]
+    report = bron.ingest([_write(tmp_path, "dubbel.jsonl", "".join(json.dumps(r) + "\n" for r in rows))])
+    # Before: "added 1, skipped 0" and no word about 'Brug dicht'.
+    assert report.added == ["Dijk hersteld"]
+    assert len(report.skipped) == 1 and "Brug dicht" in report.skipped[0][1] and "same id '7'" in report.skipped[0][1]
+    again = bron.ingest([tmp_path / "dubbel.jsonl"])
+    assert again.unchanged == 1 and not again.changed, "the reported duplicate does not block later ingests"
+
+
 def test_broken_html_with_text_is_still_read(make_bron: Callable[..., Bron], tmp_path: Path) -> None:
     bron = make_bron()
     page = _write(tmp_path, "broken.html", b"<html><head><title>Stormschade</title><body><p>De storm richtte in Zeeland grote schade aan aan daken en bomen.<p>Brandweer rukte <b>honderd keer uit")

@@ -288,6 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, site.render_blank())
         elif path == "/huge.html":
             self._stream_huge()
+        elif path == "/nowhere.html":  # a redirect without a Location, its body a whole article
+            self._send(302, site.render_article("d001"))
         elif path == "/loop.html":
             self._send(302, "", headers={"Location": "/loop-again.html"})
         elif path == "/loop-again.html":

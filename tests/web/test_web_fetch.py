@@ -74,6 +74,7 @@ def test_redirect_is_followed_to_the_article(fetcher: Fetcher, site: Site) -> No
         ("/blank.html", "no article text found"),
         ("/huge.html", "larger than the 976 KB limit (stopped reading)"),
         ("/loop.html", "redirect loop"),
+        ("/nowhere.html", "HTTP 302 Found: a redirect without a Location header"),
         ("/private/d004.html", "robots.txt of 127.0.0.1"),
         ("/no-bron/d004.html", "robots.txt of 127.0.0.1"),
     ],

@@ -121,3 +121,29 @@ def test_a_bad_redirect_skips_one_url_and_the_batch_goes_on(web_bron: Callable, 
     with pytest.raises(FetchFailed) as caught:
         bron.add_url(site.url("/redirect/javascript"))
     assert "javascript:alert(1)" in caught.value.params["reason"]
+
+
+_DEEP_ARTICLE = (
+    "<article><h1>Dijk bij Roermond hersteld</h1><p>"
+    + "Het waterschap heeft de beschadigde dijk bij Roermond binnen drie dagen hersteld, sneller dan verwacht. " * 3
+    + "</p></article>"
+)
+
+
+@pytest.mark.parametrize("depth", [300, 2000])
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["text", "bytes"])
+def test_a_page_nested_a_few_hundred_levels_deep_keeps_its_article(depth: int, as_bytes: bool) -> None:
+    # Before: libxml2 stopped at 256 levels and the page was skipped as "no article text found".
+    from embeddings.extract import extract_article
+
+    page = "<html><body>" + "<div>" * depth + _DEEP_ARTICLE + "</div>" * depth + "</body></html>"
+    doc = extract_article(page.encode() if as_bytes else page, "https://example.org/dijk")
+    assert doc.title == "Dijk bij Roermond hersteld" and "binnen drie dagen hersteld" in doc.text
+
+
+def test_a_page_nested_beyond_the_parser_is_refused_by_name() -> None:
+    from embeddings.extract import ExtractError, extract_article
+
+    page = "<html><body>" + "<div>" * 100_000 + _DEEP_ARTICLE + "</div>" * 100_000 + "</body></html>"
+    with pytest.raises(ExtractError, match="nests elements too deeply"):
+        extract_article(page, "https://example.org/dijk")
