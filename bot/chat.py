@@ -6,6 +6,7 @@ The terminal uses it directly; it is also the reference for what each chat comma
 from __future__ import annotations
 
 import logging
+import re
 
 from bot.core import Bron, is_number
 from bot.errors import BronError
@@ -28,6 +29,22 @@ def parse_command(line: str, prefix: str) -> tuple[str | None, str]:
     return (name, rest.strip()) if name in COMMANDS else (None, stripped)
 
 
+# A command-like word: "/summry", "!Foo@bron_bot". "/ " or "!!!" is text, not a command.
+_COMMAND_WORD = re.compile(r"[a-z][a-z0-9_]*(@\w+)?", re.IGNORECASE)
+
+
+def unknown_command(line: str, prefix: str) -> str | None:
+    """``/name`` of a command-like line whose command Bron does not have (a typo such as ``/summry``),
+    else None. Answering it as a question would reply "no passage found", which explains nothing."""
+    stripped = line.strip()
+    if not stripped.startswith(prefix):
+        return None
+    head = stripped[len(prefix) :].split(" ", 1)[0].split("\n", 1)[0]  # "/ waar …" has no command word
+    if not _COMMAND_WORD.fullmatch(head) or head.split("@", 1)[0].lower() in COMMANDS:
+        return None
+    return prefix + head.split("@", 1)[0]
+
+
 class ChatSession:
     """One conversation with the core, rendering replies in ``fmt``."""
 
@@ -46,6 +63,9 @@ class ChatSession:
     def handle(self, line: str) -> list[str]:
         """The reply messages for one line typed by the user."""
         try:
+            unknown = unknown_command(line, self.prefix)
+            if unknown:
+                return [render_error("unknown_command", self.language, self.fmt, cmd=unknown, p=self.prefix)]
             command, arg = parse_command(line, self.prefix)
             if command is None or command == "ask":
                 if arg:

@@ -36,7 +36,7 @@ from nio import (
     SyncResponse,
 )
 
-from bot.chat import parse_command
+from bot.chat import parse_command, unknown_command
 from bot.config import Config
 from bot.core import Bron, CoreFeeds
 from bot.follow import FollowRunner, Outgoing, SendError
@@ -355,6 +355,11 @@ class MatrixBot:
             command, arg = parse_command(incoming.text, self.config.command_prefix)
             direct = room.member_count <= 2
             if command is None and not (direct or incoming.mentioned):
+                return  # chatter, or another bot's command
+            unknown = unknown_command(incoming.text, self.config.command_prefix)
+            if unknown:
+                text = self.replier.text(room.room_id, "unknown_command", cmd=unknown, p=self.config.command_prefix)
+                await self._send_parts(room, event.event_id, event.sender, [text])
                 return
             log.info("matrix: %s in %s", command or "question", room.room_id)
             if command == "add" and event.sender not in self.config.admin_users:

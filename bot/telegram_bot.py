@@ -33,6 +33,7 @@ from telegram.ext import (
 )
 
 from bot import telegram_ui as ui
+from bot.chat import unknown_command
 from bot.config import Config, ConfigError
 from bot.core import Bron, CoreFeeds
 from bot.follow import FollowRunner, Outgoing, SendError
@@ -84,6 +85,7 @@ class TelegramBot:
         app.add_handler(CommandHandler("articles", self.on_articles))
         app.add_handler(CommandHandler("add", self.on_add))
         app.add_handler(CommandHandler(list(FOLLOW_COMMANDS), self.on_follow))
+        app.add_handler(MessageHandler(filters.COMMAND, self.on_unknown_command))  # after every known one
         app.add_handler(MessageHandler(filters.Document.ALL, self.on_document))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(CallbackQueryHandler(self.on_button))
@@ -142,6 +144,18 @@ class TelegramBot:
         """/start and /help: what the bot does and its commands."""
         lang = self._lang(update)
         await self._say(update, context, f"{t('welcome', lang)}\n\n{t('help', lang, p='/')}")
+
+    async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command the bot does not have (a typo such as /summry): say so, in private chats and when
+        it names this bot; a bare /command in a group may be for another bot there."""
+        message = update.message
+        if message is None or not message.text:
+            return
+        if update.effective_chat.type != ChatType.PRIVATE and ui.command_target(message) is None:
+            return
+        unknown = unknown_command(message.text, "/")
+        if unknown:
+            await self._say(update, context, t("unknown_command", self._lang(update), cmd=unknown, p="/"))
 
     async def on_ask(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/ask QUESTION."""

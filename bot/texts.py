@@ -165,6 +165,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Briefing of {when}: no new articles since the previous briefing.",
     },
     "briefing_also": {"nl": "Ook bij: {outlets}", "en": "Also in: {outlets}"},
+    "unknown_command": {
+        "nl": "Het commando {cmd} ken ik niet. {p}help laat zien wat ik kan.",
+        "en": "I don't know the command {cmd}. {p}help shows what I can do.",
+    },
     "follow_terminal": {
         "nl": "Onderwerpen volgen en de dagelijkse briefing werken in Telegram en Matrix (/follow, !follow): daar komen de berichten aan.",
         "en": "Following topics and the daily briefing work in Telegram and Matrix (/follow, !follow): that is where the messages arrive.",

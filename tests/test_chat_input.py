@@ -57,3 +57,12 @@ def test_bron_chat_survives_odd_lines_and_bytes(bron: Bron, monkeypatch: pytest.
     out, err = capsys.readouterr()
     assert "Ik ken geen artikel '²'" in out and "pagina 1 van 1" in out and out.count("/summary [ARTIKEL]") == 2
     assert "Traceback" not in err
+
+
+def test_a_mistyped_command_is_named_not_answered_as_a_question(bron: Bron) -> None:
+    chat = ChatSession(bron, "t-typo")
+    assert chat.handle("/summry") == ["Het commando /summry ken ik niet. /help laat zien wat ik kan."]
+    assert chat.handle("/Foo@bron_bot iets") == ["Het commando /Foo ken ik niet. /help laat zien wat ik kan."]
+    # Known commands still work, and a line that only starts with the prefix is still a question.
+    assert "/summary" in chat.handle("/help")[0]
+    assert "in Turkije verbleef" in chat.handle("/ Waar verbleef een van de daders?")[0]

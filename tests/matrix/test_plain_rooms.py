@@ -37,6 +37,8 @@ async def test_direct_question_gets_a_quoting_reply(bot: BotRunner, people: dict
     assert "Expert waarschuwt voor verwachte aanvallen van ISIS in Europese landen</i> — ANHA" in html
     assert content["body"].startswith("> **") and "in Turkije verbleef" in content["body"].split("\n")[0]
     assert "geen link" in content["body"]
+    typo = await alice.ask(room, "!summry")
+    assert typo.body == "Het commando !summry ken ik niet. !help laat zien wat ik kan."
 
 
 async def test_reply_cites_the_link_and_follows_the_question_language(

@@ -49,6 +49,20 @@ async def test_commands_are_registered_in_dutch_and_english(api: BotApiStandIn, 
     assert "/summary" in (await api.wait_sent(ANNA["id"]))[0].text
 
 
+async def test_a_mistyped_command_is_named_in_private_and_left_alone_in_groups(api: BotApiStandIn, start_bot: StartBot) -> None:
+    await start_bot()
+    api.send_text(ANNA, "/summry")
+    reply = (await api.wait_sent(ANNA["id"]))[0]
+    assert reply.text == "Het commando /summry ken ik niet. /help laat zien wat ik kan."
+    room = group()
+    api.send_text(ANNA, "/kick", chat=room)  # another bot's command, perhaps
+    api.send_text(ANNA, f"/summry@{BOT['username']}", chat=room)
+    named = (await api.wait_sent(room["id"]))[0]
+    assert named.text.startswith("Het commando /summry ken ik niet.")
+    await asyncio.sleep(1.0)
+    assert len(api.sent_to(room["id"])) == 1
+
+
 async def test_group_answers_mentions_and_replies_but_ignores_chatter(api: BotApiStandIn, start_bot: StartBot) -> None:
     await start_bot()
     room = group()
