@@ -167,6 +167,8 @@ def _validate(config: Config) -> None:
                 f"config key embeddings.multilingual: unknown encoder {name!r}; use a list of "
                 f"{', '.join(MULTILINGUAL)} (or [] for none)."
             )
+    if isinstance(config.logging.level, str):
+        config.logging.level = config.logging.level.strip().upper()  # "info" is what people write
     for key, allowed in CHOICES.items():
         value = _lookup(config, key)
         if value not in allowed:

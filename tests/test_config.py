@@ -96,3 +96,12 @@ def test_cli_bad_config_file_exits_78_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(path), "articles"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 78
     assert "the top level is a list" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_log_level_in_lower_case_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("logging:\n  level: info\n", encoding="utf-8")
+    assert load_config(path, environ={}).logging.level == "INFO"
+    assert load_config(path, environ={"BRON_LOGGING_LEVEL": "debug"}).logging.level == "DEBUG"
+    with pytest.raises(ConfigError, match="logging.level"):
+        load_config(path, environ={"BRON_LOGGING_LEVEL": "loud"})
