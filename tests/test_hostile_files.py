@@ -201,6 +201,20 @@ def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(tmp_path: Path, e
     assert docs[0].title == "Titel in Unicode" and docs[0].text == GOOD and docs[0].outlet == "Testkrant"
 
 
+@pytest.mark.parametrize("name", ["noise.html", "noise.txt", "noise.md"])
+def test_random_characters_without_a_nul_byte_are_refused_as_binary(tmp_path: Path, name: str) -> None:
+    import random
+
+    rng = random.Random(7)
+    noise = "".join(chr(rng.randrange(1, 256)) for _ in range(4000))  # valid UTF-8 once encoded
+    docs, errors = _load(_write(tmp_path, name, noise.encode("utf-8")))
+    assert not docs and "binary" in str(errors), errors
+    # A form feed or two (page breaks from a PDF converter) and a stray control do not make text binary.
+    page = "Titel\n" + GOOD + "\f" + GOOD + "\x0b" + "\n"
+    docs, errors = _load(_write(tmp_path, "pages.txt", page.encode("utf-8")))
+    assert not errors and docs[0].title == "Titel", errors
+
+
 # -- bug 16: an unreadable subfolder ---------------------------------------------------------------
 
 
