@@ -123,6 +123,10 @@ class Library:
             with library._ingest_lock():
                 library._create()
         library._check()
+        if os.access(data_dir, os.W_OK):
+            # Before the first read: a library of an older schema is upgraded (a read-only one is read as it is).
+            with library._ingest_lock():
+                library._upgrade()
         library.refresh(force=True)
         if os.access(data_dir, os.W_OK):
             with library._ingest_lock():
@@ -171,6 +175,16 @@ class Library:
             ) from None
         except OSError as exc:
             raise DataDirError(f"cannot write to data dir {self.data_dir} ({exc.strerror or exc}).") from None
+
+    def _upgrade(self) -> None:
+        """Upgrade the database of a library written by an older Bron (once, under the writers' lock)."""
+        try:
+            self.store.upgrade()
+        except StoreWriteError as err:
+            raise DataDirError(
+                f"data dir {self.data_dir}: the index was written by an older Bron and could not be upgraded ({err.reason}); "
+                f"it is unchanged. Free some disk space (the upgrade needs about the size of {DB_NAME} again) and start again."
+            ) from None
 
     def _refuse_orphaned_segments(self) -> None:
         """Stop when segments exist without the database that lists them.
@@ -682,7 +696,7 @@ class Library:
             broken = sorted(self.store.broken)
             ids = [
                 int(r[0]) for r in self.store.db.connection().execute(
-                    f"SELECT id FROM articles WHERE segment IN ({','.join('?' * len(broken))})", broken
+                    f"SELECT article_id FROM placement WHERE segment IN ({','.join('?' * len(broken))})", broken
                 )
             ]
             where = ", ".join(str(b) for b in broken)

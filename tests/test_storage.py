@@ -239,7 +239,7 @@ def _consistent(library: Library) -> None:
     con = library.store.db.connection()
     spans = []
     for number, passages, dead in library.store.db.segments():
-        (live,) = con.execute("SELECT COALESCE(SUM(passages), 0) FROM articles WHERE segment = ?", (number,)).fetchone()
+        (live,) = con.execute("SELECT COALESCE(SUM(passages), 0) FROM placement WHERE segment = ?", (number,)).fetchone()
         assert passages - dead == live, (number, passages, dead, live)
         seg = library.store._segment(number)
         spans.append((seg.chunk_base, seg.chunk_base + seg.chunks))

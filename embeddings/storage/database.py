@@ -20,20 +20,26 @@ from embeddings.storage.rows import ArticleRow
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Where each article's passages live (segment, passage count, the version that last moved it) is kept
+# apart from the wide article rows, which hold the full text: a merge moves every article of its
+# segments, and rewriting 125k narrow rows takes a sixth of the time of rewriting 125k article rows,
+# time during which ingests wait for the write lock. Every article has exactly one placement row.
 SCHEMA = """
 CREATE TABLE articles (
     id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, title TEXT NOT NULL, outlet TEXT,
     date TEXT, url TEXT, language TEXT NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
-    origin TEXT NOT NULL, first_seen TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    segment INTEGER NOT NULL, passages INTEGER NOT NULL, version INTEGER NOT NULL
+    origin TEXT NOT NULL, first_seen TEXT NOT NULL, fingerprint TEXT NOT NULL
 );
-CREATE INDEX articles_version ON articles(version);
 CREATE INDEX articles_origin ON articles(origin);
-CREATE INDEX articles_segment ON articles(segment);
 CREATE INDEX articles_date ON articles(date);
 CREATE INDEX articles_outlet ON articles(outlet);
 CREATE INDEX articles_fingerprint ON articles(fingerprint);
+CREATE TABLE placement (
+    article_id INTEGER PRIMARY KEY, segment INTEGER NOT NULL, passages INTEGER NOT NULL, version INTEGER NOT NULL
+);
+CREATE INDEX placement_segment ON placement(segment);
+CREATE INDEX placement_version ON placement(version);
 CREATE TABLE removed (article_id INTEGER NOT NULL, version INTEGER NOT NULL);
 CREATE INDEX removed_version ON removed(version);
 CREATE TABLE segments (number INTEGER PRIMARY KEY, passages INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
@@ -62,6 +68,9 @@ EXTRA_INDEXES = (
 )
 ARTICLE_COLUMNS = "id, key, title, outlet, date, url, language, text, hash, origin, first_seen"
 COUNTERS = {"schema": SCHEMA_VERSION, "version": 0, "next_chunk": 0, "next_sentence": 0, "next_segment": 1}
+# Schema 1 kept segment, passages and version in the articles rows. A read-only connection to such a
+# library (it cannot be upgraded) reads them through this view of the same name as the new table.
+LEGACY_PLACEMENT = "CREATE TEMP VIEW placement AS SELECT id AS article_id, segment, passages, version FROM articles"
 
 
 class Database:
@@ -102,6 +111,31 @@ class Database:
         self._titles = None
         return self.has_titles()
 
+    def upgrade(self) -> bool:
+        """Bring a schema-1 library to the current schema; True when it did. Needs write access; the
+        caller holds the writers' lock.
+
+        One transaction (DDL is transactional in SQLite): a crash or kill -9 leaves the old schema
+        or the new one, never half of each. About 40 s per million articles, since dropping a column
+        rewrites every article row.
+        """
+        con = self.connection()
+        if int(self.meta(con).get("schema", SCHEMA_VERSION)) >= SCHEMA_VERSION:  # type: ignore[call-overload]
+            return False
+        # The read-only stand-in would make the columns look in use (DROP COLUMN checks temp views too).
+        con.execute("DROP VIEW IF EXISTS temp.placement")
+        with self.transaction() as con:
+            if int(self.meta(con)["schema"]) >= SCHEMA_VERSION:  # type: ignore[call-overload]
+                return False  # upgraded by another process since the look above
+            (count,) = con.execute("SELECT COUNT(*) FROM articles").fetchone()
+            log.warning("%s: upgrading the library from schema 1 to %d (%d articles; about %d s)",
+                        self.path, SCHEMA_VERSION, count, 5 + count * 40 // 1_000_000)
+            _placement_apart(con)
+            self.set_meta(con, {"schema": SCHEMA_VERSION})
+        # Other threads' connections were opened with the stand-in view, which now shadows the table.
+        self.close()
+        return True
+
     def has_titles(self) -> bool:
         """Whether title words are looked up in the index (else every title is read)."""
         if self._titles is None:
@@ -117,6 +151,8 @@ class Database:
             con.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk when it returns; an acknowledged ingest survives a power cut.
             con.execute("PRAGMA synchronous=FULL")
+            if _old_placement(con):
+                con.execute(LEGACY_PLACEMENT)
             self._local.con = con
             with self._lock:
                 self._all.append(con)
@@ -181,7 +217,7 @@ class Database:
         ids = list(article_ids)
         out: dict[int, int] = {}
         for part in _batches(ids):
-            q = f"SELECT id, passages FROM articles WHERE id IN ({','.join('?' * len(part))})"
+            q = f"SELECT article_id, passages FROM placement WHERE article_id IN ({','.join('?' * len(part))})"
             out.update(self.connection().execute(q, part).fetchall())
         return out
 
@@ -257,7 +293,7 @@ class Database:
         with self.transaction() as con:
             con.executemany("UPDATE articles SET date = ? WHERE id = ?", [(d, i) for i, d in dates.items()])
             version = int(self.meta(con)["version"]) + 1
-            con.executemany("UPDATE articles SET version = ? WHERE id = ?", [(version, i) for i in dates])
+            con.executemany("UPDATE placement SET version = ? WHERE article_id = ?", [(version, i) for i in dates])
             self.set_meta(con, {"version": version})
 
     def count(self) -> int:
@@ -274,10 +310,10 @@ class Database:
         try:
             version = int(json.loads(con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]))
             if since is None:
-                changed = con.execute("SELECT id, segment FROM articles").fetchall()
+                changed = con.execute("SELECT article_id, segment FROM placement").fetchall()
                 gone: list[int] = []
             else:
-                changed = con.execute("SELECT id, segment FROM articles WHERE version > ?", (since,)).fetchall()
+                changed = con.execute("SELECT article_id, segment FROM placement WHERE version > ?", (since,)).fetchall()
                 gone = [r[0] for r in con.execute("SELECT article_id FROM removed WHERE version > ?", (since,))]
             registered = con.execute("SELECT number, passages, dead FROM segments ORDER BY number").fetchall()
         finally:
@@ -312,7 +348,8 @@ class Database:
                 where.append("instr(lower(title), ?) > 0")
                 args.append(word.lower())
         order = "COALESCE(date, first_seen) DESC, id DESC" if newest_first else "id"
-        columns = "id, title, outlet, date, url, language, passages, first_seen"
+        # A subquery rather than a join: the article list's plans (id and recency indexes) stay as they were.
+        columns = "id, title, outlet, date, url, language, (SELECT passages FROM placement WHERE placement.article_id = articles.id), first_seen"
         if not where and not newest_first:
             # The page's first id from the small id index, then the rows from there.
             q = f"SELECT {columns} FROM articles WHERE id >= (SELECT id FROM articles ORDER BY id LIMIT 1 OFFSET ?) ORDER BY id LIMIT ?"
@@ -328,6 +365,33 @@ def day_after(day: str) -> str:
         return (dt.date.fromisoformat(day[:10]) + dt.timedelta(days=1)).isoformat()
     except (ValueError, OverflowError):
         return "\uffff"
+
+
+def _old_placement(con: sqlite3.Connection) -> bool:
+    """Whether this is a schema-1 library (placement columns still in the articles rows)."""
+    return con.execute("SELECT 1 FROM pragma_table_info('articles') WHERE name = 'segment'").fetchone() is not None
+
+
+def _placement_apart(con: sqlite3.Connection) -> None:
+    """Schema 1 to 2, inside the caller's transaction: the placement table filled from the articles
+    rows, then the columns dropped from them.
+
+    ALTER TABLE ... DROP COLUMN (SQLite 3.35+) rather than building a new articles table: the title
+    index, its triggers, the AUTOINCREMENT counter and the other indexes stay as they are, and the
+    rows are rewritten in place rather than copied (a copy leaves the file twice its size).
+    """
+    con.execute(
+        "CREATE TABLE placement (article_id INTEGER PRIMARY KEY, segment INTEGER NOT NULL, passages INTEGER NOT NULL,"
+        " version INTEGER NOT NULL)"
+    )
+    con.execute("INSERT INTO placement SELECT id, segment, passages, version FROM articles")
+    con.execute("CREATE INDEX placement_segment ON placement(segment)")
+    con.execute("CREATE INDEX placement_version ON placement(version)")
+    # A column cannot be dropped while an index uses it.
+    con.execute("DROP INDEX IF EXISTS articles_segment")
+    con.execute("DROP INDEX IF EXISTS articles_version")
+    for column in ("segment", "passages", "version"):
+        con.execute(f"ALTER TABLE articles DROP COLUMN {column}")
 
 
 def _add_titles(con: sqlite3.Connection) -> bool:

@@ -83,10 +83,14 @@ def migrate(data_dir: Path) -> int:
         try:
             seen = now_iso()
             con.executemany(
-                "INSERT INTO articles (id, key, title, outlet, date, url, language, text, hash, origin, fingerprint, first_seen,"
-                " segment, passages, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?,1)",
-                [(a.id, a.key, a.title, a.outlet, a.date, a.url, a.language, a.text, a.hash, a.origin, text_fingerprint(a.text), seen,
-                  len(by_article.get(a.id, []))) for a in articles.values()],
+                "INSERT INTO articles (id, key, title, outlet, date, url, language, text, hash, origin, fingerprint, first_seen)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(a.id, a.key, a.title, a.outlet, a.date, a.url, a.language, a.text, a.hash, a.origin, text_fingerprint(a.text), seen)
+                 for a in articles.values()],
+            )
+            con.executemany(
+                "INSERT INTO placement (article_id, segment, passages, version) VALUES (?, 1, ?, 1)",
+                [(a.id, len(by_article.get(a.id, []))) for a in articles.values()],
             )
             last = max([int(manifest.get("last_article_id", 0))] + list(articles))
             # Ids of removed articles are never given out again (AUTOINCREMENT continues after ``last``).

@@ -41,7 +41,7 @@ import numpy as np
 
 from embeddings.documents import Document, text_fingerprint
 from embeddings.storage.bm25 import Postings
-from embeddings.storage.database import Database
+from embeddings.storage.database import SCHEMA_VERSION, Database
 from embeddings.storage.segment import RowFile, Segment, SegmentData, SegmentError, fsync_dir, write_segment
 from embeddings.storage.view import View
 
@@ -147,8 +147,16 @@ class Store:
             raise StoreError(f"{self.db.path}: {type(exc).__name__}: {str(exc)[:200]}") from exc
         if "schema" not in meta:
             raise StoreError(f"{self.db.path}: no schema version; not a Bron library")
-        if int(meta["schema"]) > 1:
+        if int(meta["schema"]) > SCHEMA_VERSION:
             raise StoreError(f"{self.db.path}: written by a newer Bron (schema {meta['schema']}); upgrade Bron")
+
+    def upgrade(self) -> bool:
+        """Bring a library written by an older Bron to this one's schema; True when it did. The caller
+        holds the writers' lock; raises :class:`StoreWriteError` when it cannot (the library is as it was)."""
+        try:
+            return self.db.upgrade()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreWriteError(write_reason(exc, self.data_dir)) from exc
 
     def meta(self) -> dict[str, object]:
         """The counters and embedding settings."""
@@ -248,16 +256,18 @@ class Store:
                 version = int(meta["version"]) + 1
                 dead: dict[int, int] = {}
 
-                def kill(article_id: int) -> tuple[int, str] | None:
-                    row = con.execute("SELECT segment, passages, first_seen FROM articles WHERE id = ?", (article_id,)).fetchone()
+                def kill(article_id: int) -> int | None:
+                    """Count the article's passages dead in its segment; returns that segment (None: no such article)."""
+                    row = con.execute("SELECT segment, passages FROM placement WHERE article_id = ?", (article_id,)).fetchone()
                     if row is None:
                         return None
                     dead[row[0]] = dead.get(row[0], 0) + row[1]
-                    return row[0], row[2]
+                    return int(row[0])
 
                 for article_id in remove:
                     if kill(article_id) is not None:
                         con.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+                        con.execute("DELETE FROM placement WHERE article_id = ?", (article_id,))
                         con.execute("INSERT INTO removed VALUES (?, ?)", (article_id, version))
                 ids: dict[int, int] = {}
                 number = int(meta["next_segment"])
@@ -268,18 +278,23 @@ class Store:
                     old = kill(item.article_id) if item.article_id is not None else None
                     if old is not None:
                         con.execute(
-                            "UPDATE articles SET key=?, title=?, outlet=?, date=?, url=?, language=?, text=?, hash=?, origin=?, fingerprint=?,"
-                            " segment=?, passages=?, version=? WHERE id=?",
-                            (*values, number, len(item.chunks), version, item.article_id),
+                            "UPDATE articles SET key=?, title=?, outlet=?, date=?, url=?, language=?, text=?, hash=?, origin=?, fingerprint=?"
+                            " WHERE id=?",
+                            (*values, item.article_id),
+                        )
+                        con.execute(
+                            "UPDATE placement SET segment=?, passages=?, version=? WHERE article_id=?",
+                            (number, len(item.chunks), version, item.article_id),
                         )
                         ids[pos] = int(item.article_id)
                     else:
                         cur = con.execute(
                             "INSERT INTO articles (key, title, outlet, date, url, language, text, hash, origin, fingerprint,"
-                            " first_seen, segment, passages, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (*values, seen, number, len(item.chunks), version),
+                            " first_seen) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            (*values, seen),
                         )
                         ids[pos] = int(cur.lastrowid)
+                        con.execute("INSERT INTO placement VALUES (?, ?, ?, ?)", (ids[pos], number, len(item.chunks), version))
                 counters = {"version": version}
                 if fresh:
                     data = _segment_data(fresh, ids, int(meta["next_chunk"]), int(meta["next_sentence"]))
@@ -390,7 +405,7 @@ class Store:
                 owned = [
                     (int(article_id), seg)
                     for seg in segs
-                    for (article_id,) in con.execute("SELECT id FROM articles WHERE segment = ?", (seg.number,))
+                    for (article_id,) in con.execute("SELECT article_id FROM placement WHERE segment = ?", (seg.number,))
                 ]
             owned.sort(key=lambda t: t[0])
 
@@ -403,10 +418,11 @@ class Store:
                 meta = self.db.meta(con)
                 # Articles updated or removed since they were read are no longer in these segments:
                 # their rows in the merged one are dead.
-                (live,) = con.execute(f"SELECT COALESCE(SUM(passages), 0) FROM articles WHERE segment IN ({marks})", tuple(numbers)).fetchone()
+                (live,) = con.execute(f"SELECT COALESCE(SUM(passages), 0) FROM placement WHERE segment IN ({marks})", tuple(numbers)).fetchone()
                 con.execute("INSERT INTO segments VALUES (?, ?, ?)", (number, len(data.chunk_article), len(data.chunk_article) - int(live)))
                 version = int(meta["version"]) + 1
-                con.execute(f"UPDATE articles SET segment = ?, version = ? WHERE segment IN ({marks})", (number, version, *numbers))
+                # The narrow placement rows only: the article rows (with their texts) stay untouched.
+                con.execute(f"UPDATE placement SET segment = ?, version = ? WHERE segment IN ({marks})", (number, version, *numbers))
                 con.execute(f"DELETE FROM segments WHERE number IN ({marks})", tuple(numbers))
                 self.db.set_meta(con, {"version": version})
         except (OSError, sqlite3.Error, RuntimeError) as exc:
