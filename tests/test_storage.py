@@ -4,6 +4,7 @@ other processes seeing an ingest, and BM25 over segments scoring as one index.""
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from bot.config import Config
 from bot.core import Bron
 from embeddings.lexical import tokenize
 from embeddings.library import Library
-from embeddings.storage import legacy
+from embeddings.storage import database, legacy
 from embeddings.storage.bm25 import Postings, search
 from embeddings.storage.store import Store
 from support import REPO, SEED_QUESTION_NL
@@ -472,3 +473,179 @@ def test_bm25_search_cuts_ties_by_segment_and_row_and_keeps_bm25s_scores() -> No
     for n in (1, 7, 100, 120, 121, 450):
         assert search(segments, query, n) == everything[:n]
     assert search(segments, ["onbekend"], 10) == [] and search(segments, query, 0) == [] and search([], query, 5) == []
+
+
+# The schema-1 DDL as Bron wrote it before placement had a table of its own (database.py at 46f3e69):
+# segment, passages and version in the article rows, with their indexes.
+SCHEMA_1 = """
+CREATE TABLE articles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, title TEXT NOT NULL, outlet TEXT,
+    date TEXT, url TEXT, language TEXT NOT NULL, text TEXT NOT NULL, hash TEXT NOT NULL,
+    origin TEXT NOT NULL, first_seen TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    segment INTEGER NOT NULL, passages INTEGER NOT NULL, version INTEGER NOT NULL
+);
+CREATE INDEX articles_version ON articles(version);
+CREATE INDEX articles_origin ON articles(origin);
+CREATE INDEX articles_segment ON articles(segment);
+CREATE INDEX articles_date ON articles(date);
+CREATE INDEX articles_outlet ON articles(outlet);
+CREATE INDEX articles_fingerprint ON articles(fingerprint);
+CREATE TABLE removed (article_id INTEGER NOT NULL, version INTEGER NOT NULL);
+CREATE INDEX removed_version ON removed(version);
+CREATE TABLE segments (number INTEGER PRIMARY KEY, passages INTEGER NOT NULL, dead INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _as_schema_1(data_dir: Path) -> None:
+    """Rewrite the (closed) library in ``data_dir`` as a schema-1 Bron would have it: the same rows,
+    the placement columns in the article rows, the list and title indexes of that time."""
+    db, old = data_dir / "library.sqlite", data_dir / "schema-1.sqlite"
+    con = sqlite3.connect(old)
+    con.executescript(SCHEMA_1)
+    for statement in database.EXTRA_INDEXES:
+        con.execute(statement)
+    con.execute("ATTACH ? AS new", (str(db),))
+    con.execute(
+        "INSERT INTO articles SELECT a.id, key, title, outlet, date, url, language, text, hash, origin, first_seen, fingerprint,"
+        " p.segment, p.passages, p.version FROM new.articles a JOIN new.placement p ON p.article_id = a.id"
+    )
+    for table in ("removed", "segments", "meta"):
+        con.execute(f"INSERT INTO {table} SELECT * FROM new.{table}")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    con.execute("DELETE FROM sqlite_sequence")
+    con.execute("INSERT INTO sqlite_sequence SELECT * FROM new.sqlite_sequence")
+    con.commit()
+    con.execute("DETACH new")
+    assert database._add_titles(con)
+    con.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    old.replace(db)
+
+
+def _columns(library: Library, table: str) -> set[str]:
+    return {r[1] for r in library.store.db.connection().execute(f"PRAGMA table_info({table})")}
+
+
+def _meta_schema(data_dir: Path) -> int:
+    con = sqlite3.connect(data_dir / "library.sqlite")
+    try:
+        return int(con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0])
+    finally:
+        con.close()
+
+
+def test_a_new_library_keeps_placement_apart_from_the_article_rows(make_bron: Callable[..., Bron]) -> None:
+    library = make_bron().library
+    assert _columns(library, "placement") == {"article_id", "segment", "passages", "version"}
+    assert not {"segment", "passages", "version"} & _columns(library, "articles")
+    assert library.store.meta()["schema"] == database.SCHEMA_VERSION == 2
+
+
+def test_a_schema_1_library_is_upgraded_on_open_and_answers_ingests_removes_and_merges_as_before(
+    many_segments: Bron, config: Config, encoders: list, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = many_segments.library.data_dir
+    before = many_segments.library.page(0, 100)
+    question = "Hoeveel kostte de fietsbrug in Deventer?"
+    answer = [p.text for p in many_segments.answer(question, "t").passages]
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    assert _meta_schema(data_dir) == 1
+
+    with caplog.at_level("WARNING"):
+        library = Library.open(data_dir, config, encoders=encoders)
+    assert [r.message for r in caplog.records if "upgrading" in r.message] == [
+        f"{data_dir / 'library.sqlite'}: upgrading the library from schema 1 to 2 (11 articles; about 5 s)"
+    ]
+    assert _meta_schema(data_dir) == 2
+    assert not {"segment", "passages", "version"} & _columns(library, "articles")
+    indexes = {r[0] for r in library.store.db.connection().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"placement_segment", "placement_version", "articles_id", "articles_recency"} <= indexes
+    assert not {"articles_segment", "articles_version"} & indexes
+    assert library.page(0, 100) == before
+    bron = Bron(config, library)
+    assert [p.text for p in bron.answer(question, "t").passages] == answer
+    assert bron.find_article("brug deventer").title == "Nieuwe brug in Deventer", "the title index survived"
+
+    # Ingest and removal write placement rows; a merge moves them.
+    deventer = next(a.id for a in before if "Deventer" in a.title)
+    library.remove([deventer])
+    extra = tmp_path / "extra" / "train.txt"
+    extra.parent.mkdir()
+    extra.write_text(TRAIN, encoding="utf-8")
+    library.ingest([extra])
+    titles = {a.title for a in library.articles()}
+    assert "Nieuwe brug in Deventer" not in titles and "Treinstoring legt verkeer rond Utrecht plat" in titles
+    assert len(titles) == 11
+    assert "Utrecht" in bron.answer(TRAIN_QUESTION, "t").passages[0].text
+    library.compact()
+    library.refresh(force=True)
+    assert len(library.view.segments) <= 8
+    _consistent(library)
+    con = library.store.db.connection()
+    placed = {n for (n,) in con.execute("SELECT DISTINCT segment FROM placement")}
+    assert placed == {n for n, _, _ in library.store.db.segments()}
+    assert con.execute("SELECT COUNT(*) FROM placement").fetchone() == con.execute("SELECT COUNT(*) FROM articles").fetchone()
+    assert {a.title for a in library.articles()} == titles
+
+
+def test_a_schema_1_library_is_read_as_it_is_without_write_access(many_segments: Bron) -> None:
+    """No upgrade without write access (Store alone never upgrades): the old columns are read in place."""
+    data_dir = many_segments.library.data_dir
+    before = many_segments.library.store.db.page(0, 100)
+    newest = many_segments.library.store.db.page(0, 100, newest_first=True, title_words=["brug"])
+    ids = many_segments.library.view.article_ids().tolist()
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    store = Store(data_dir)
+    store.check()
+    view = store.view()
+    assert view.article_ids().tolist() == ids and view.article_count == 11
+    assert store.db.page(0, 100) == before
+    assert store.db.page(0, 100, newest_first=True, title_words=["brug"]) == newest
+    assert store.db.passages(ids) == {r[0]: r[6] for r in before}
+    store.db.close()
+    assert _meta_schema(data_dir) == 1
+
+
+def test_a_library_of_a_newer_schema_is_refused(many_segments: Bron) -> None:
+    data_dir = many_segments.library.data_dir
+    with many_segments.library.store.db.transaction() as con:
+        con.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    with pytest.raises(store_module.StoreError, match="written by a newer Bron"):
+        Store(data_dir).check()
+
+
+@pytest.mark.parametrize("point", ["before commit", "after commit"])
+def test_upgrade_killed_midway_leaves_a_library_that_opens(many_segments: Bron, config: Config, encoders: list, point: str) -> None:
+    data_dir = many_segments.library.data_dir
+    before = many_segments.library.page(0, 100)
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    # kill -9 with the columns dropped and placement filled but not committed, or right after the commit.
+    hook = "database._placement_apart" if point == "before commit" else "database.Database.close"
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+from bot.config import load_config
+from embeddings.library import Library
+from embeddings.storage import database
+
+original = {hook}
+def die(*args, **kwargs):
+    original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+{hook} = die
+Library.open(Path(sys.argv[1]), load_config({CONFIG!r}, environ={{}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == -9, result.stderr
+    assert _meta_schema(data_dir) == (1 if point == "before commit" else 2)
+    library = Library.open(data_dir, config, encoders=encoders)
+    assert _meta_schema(data_dir) == 2
+    assert library.page(0, 100) == before
+    assert "Deventer" in Bron(config, library).answer("Hoeveel kostte de fietsbrug in Deventer?", "t").passages[0].text
+    _consistent(library)
