@@ -1123,9 +1123,12 @@ def copy_from_embedded(data_dir, dsn: str, progress: Callable[[int, int], None] 
             for seg in view.segments:
                 if main not in seg.chunk_vectors:
                     raise StoreError(f"segment {seg.name} has no {main} passage vectors")
+                # Which segment an article lives in is kept apart from its row (SQLite schema 2; a
+                # schema-1 library read without upgrading has a view of that name, database.py).
                 rows = sqlite.execute(
-                    "SELECT id, key, title, outlet, date, url, language, text, hash, origin, first_seen, fingerprint, passages"
-                    " FROM articles WHERE segment = ? ORDER BY id", (seg.number,),
+                    "SELECT id, key, title, outlet, date, url, language, text, hash, origin, first_seen, fingerprint, placement.passages"
+                    " FROM articles JOIN placement ON placement.article_id = articles.id WHERE placement.segment = ? ORDER BY id",
+                    (seg.number,),
                 ).fetchall()
                 if not rows:
                     continue
