@@ -649,3 +649,27 @@ Library.open(Path(sys.argv[1]), load_config({CONFIG!r}, environ={{}}))
     assert library.page(0, 100) == before
     assert "Deventer" in Bron(config, library).answer("Hoeveel kostte de fietsbrug in Deventer?", "t").passages[0].text
     _consistent(library)
+
+
+def test_an_upgrade_that_fails_leaves_the_library_as_it_was_and_says_why(
+    many_segments: Bron, config: Config, encoders: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embeddings.errors import DataDirError
+
+    data_dir = many_segments.library.data_dir
+    before = many_segments.library.page(0, 100)
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    original = database._placement_apart
+
+    def full(con) -> None:
+        original(con)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as m:
+        m.setattr(database, "_placement_apart", full)
+        with pytest.raises(DataDirError, match=r"written by an older Bron and could not be upgraded \(no space left on the disk\); it is unchanged"):
+            Library.open(data_dir, config, encoders=encoders)
+    assert _meta_schema(data_dir) == 1
+    library = Library.open(data_dir, config, encoders=encoders)
+    assert _meta_schema(data_dir) == 2 and library.page(0, 100) == before

@@ -116,24 +116,27 @@ class Database:
         caller holds the writers' lock.
 
         One transaction (DDL is transactional in SQLite): a crash or kill -9 leaves the old schema
-        or the new one, never half of each. About 40 s per million articles, since dropping a column
-        rewrites every article row.
+        or the new one, never half of each. 30-40 s per million articles (dropping a column rewrites
+        every article row), and free disk of about the database's size for the WAL.
         """
         con = self.connection()
-        if int(self.meta(con).get("schema", SCHEMA_VERSION)) >= SCHEMA_VERSION:  # type: ignore[call-overload]
+        if int(str(self.meta(con).get("schema", SCHEMA_VERSION))) >= SCHEMA_VERSION:
             return False
-        # The read-only stand-in would make the columns look in use (DROP COLUMN checks temp views too).
-        con.execute("DROP VIEW IF EXISTS temp.placement")
-        with self.transaction() as con:
-            if int(self.meta(con)["schema"]) >= SCHEMA_VERSION:  # type: ignore[call-overload]
-                return False  # upgraded by another process since the look above
-            (count,) = con.execute("SELECT COUNT(*) FROM articles").fetchone()
-            log.warning("%s: upgrading the library from schema 1 to %d (%d articles; about %d s)",
-                        self.path, SCHEMA_VERSION, count, 5 + count * 40 // 1_000_000)
-            _placement_apart(con)
-            self.set_meta(con, {"schema": SCHEMA_VERSION})
-        # Other threads' connections were opened with the stand-in view, which now shadows the table.
-        self.close()
+        try:
+            # The read-only stand-in would make the columns look in use (DROP COLUMN checks temp views too).
+            con.execute("DROP VIEW IF EXISTS temp.placement")
+            with self.transaction() as con:
+                if int(str(self.meta(con)["schema"])) >= SCHEMA_VERSION:
+                    return False  # upgraded by another process since the look above
+                (count,) = con.execute("SELECT COUNT(*) FROM articles").fetchone()
+                log.warning("%s: upgrading the library from schema 1 to %d (%d articles; about %d s)",
+                            self.path, SCHEMA_VERSION, count, 5 + count * 40 // 1_000_000)
+                _placement_apart(con)
+                self.set_meta(con, {"schema": SCHEMA_VERSION})
+        finally:
+            # Connections are opened afresh: after the upgrade the stand-in view of other threads'
+            # ones would shadow the new table; after a failure this one would lack it.
+            self.close()
         return True
 
     def has_titles(self) -> bool:
