@@ -673,3 +673,27 @@ def test_an_upgrade_that_fails_leaves_the_library_as_it_was_and_says_why(
     assert _meta_schema(data_dir) == 1
     library = Library.open(data_dir, config, encoders=encoders)
     assert _meta_schema(data_dir) == 2 and library.page(0, 100) == before
+
+
+def test_a_reader_opened_on_schema_1_keeps_reading_after_another_process_upgrades(
+    many_segments: Bron, config: Config, encoders: list
+) -> None:
+    data_dir = many_segments.library.data_dir
+    before = many_segments.library.store.db.page(0, 100)
+    ids = many_segments.library.view.article_ids().tolist()
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    reader = Store(data_dir)
+    assert reader.view().article_ids().tolist() == ids
+    pages: list = []
+    other = threading.Thread(target=lambda: pages.append(reader.db.page(0, 100)))
+    other.start()
+    other.join()
+    Library.open(data_dir, config, encoders=encoders)  # upgrades
+    assert _meta_schema(data_dir) == 2
+    assert reader.view().article_ids().tolist() == ids
+    assert reader.db.page(0, 100) == before == pages[0]
+    other = threading.Thread(target=lambda: pages.append(reader.db.page(0, 100)))
+    other.start()
+    other.join()
+    assert pages[1] == before

@@ -125,6 +125,7 @@ class Database:
         try:
             # The read-only stand-in would make the columns look in use (DROP COLUMN checks temp views too).
             con.execute("DROP VIEW IF EXISTS temp.placement")
+            self._local.stand_in = False
             with self.transaction() as con:
                 if int(str(self.meta(con)["schema"])) >= SCHEMA_VERSION:
                     return False  # upgraded by another process since the look above
@@ -149,12 +150,18 @@ class Database:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (autocommit; reads see the latest committed state)."""
         con = getattr(self._local, "con", None)
+        if con is not None and getattr(self._local, "stand_in", False) and not _old_placement(con):
+            # Another process upgraded the library since this connection was opened: the view
+            # would now hide the placement table (and name columns that are gone).
+            con.execute("DROP VIEW IF EXISTS temp.placement")
+            self._local.stand_in = False
         if con is None:
             con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
             con.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk when it returns; an acknowledged ingest survives a power cut.
             con.execute("PRAGMA synchronous=FULL")
-            if _old_placement(con):
+            self._local.stand_in = _old_placement(con)
+            if self._local.stand_in:
                 con.execute(LEGACY_PLACEMENT)
             self._local.con = con
             with self._lock:
