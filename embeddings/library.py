@@ -181,9 +181,13 @@ class Library:
         try:
             self.store.upgrade()
         except StoreWriteError as err:
+            if err.reason == "no space left on the disk":
+                todo = f"Free disk space (the upgrade needs about the size of {DB_NAME} again) and start again."
+            else:
+                todo = "Start again once that is fixed; the Bron that wrote it still opens it."
             raise DataDirError(
                 f"data dir {self.data_dir}: the index was written by an older Bron and could not be upgraded ({err.reason}); "
-                f"it is unchanged. Free some disk space (the upgrade needs about the size of {DB_NAME} again) and start again."
+                f"it is unchanged. {todo}"
             ) from None
 
     def _refuse_orphaned_segments(self) -> None:

@@ -697,3 +697,18 @@ def test_a_reader_opened_on_schema_1_keeps_reading_after_another_process_upgrade
     other.start()
     other.join()
     assert pages[1] == before
+
+
+def test_an_sqlite_too_old_to_drop_columns_leaves_schema_1_and_says_so(
+    many_segments: Bron, config: Config, encoders: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embeddings.errors import DataDirError
+
+    data_dir = many_segments.library.data_dir
+    many_segments.library.store.db.close()
+    _as_schema_1(data_dir)
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    with pytest.raises(DataDirError, match=r"could not be upgraded \(NotSupportedError: the upgrade needs SQLite 3.35 or newer"):
+        Library.open(data_dir, config, encoders=encoders)
+    assert _meta_schema(data_dir) == 1
+    assert Store(data_dir).view().article_count == 11, "still read as it is"

@@ -122,6 +122,10 @@ class Database:
         con = self.connection()
         if int(str(self.meta(con).get("schema", SCHEMA_VERSION))) >= SCHEMA_VERSION:
             return False
+        if sqlite3.sqlite_version_info < (3, 35, 0):
+            raise sqlite3.NotSupportedError(
+                f"the upgrade needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); this Python has {sqlite3.sqlite_version}"
+            )
         try:
             # The read-only stand-in would make the columns look in use (DROP COLUMN checks temp views too).
             con.execute("DROP VIEW IF EXISTS temp.placement")
